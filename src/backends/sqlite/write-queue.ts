@@ -1,0 +1,120 @@
+import { BackendError } from '../../errors.js';
+import type { SqliteDatabase } from './database.js';
+
+/** Collects the destinations a batch of writes made work for. */
+export type Touch = (destination: string) => void;
+
+interface QueuedWrite {
+  readonly run: (touch: Touch) => unknown;
+  readonly durable: boolean;
+  readonly resolve: (value: unknown) => void;
+  readonly reject: (error: unknown) => void;
+}
+
+/**
+ * Group commit. Every write of one event-loop turn runs in ONE transaction, each inside its
+ * own savepoint (a failing write rolls back alone and rejects alone), and all of them settle
+ * only after the commit. Concurrent `addEvent` calls therefore share one fsync.
+ *
+ * A batch that holds a durable write (ingest, dead-lettering, replay) commits with
+ * `synchronous=FULL`. A batch of bookkeeping only (claims, lease renewals, completions)
+ * commits with `synchronous=NORMAL`: it survives a process crash, and on power loss the worst
+ * case is that a delivery is attempted again. WAL keeps either way consistent, and the next
+ * FULL commit makes everything before it durable too.
+ */
+export class WriteQueue {
+  private queue: QueuedWrite[] = [];
+  private scheduled = false;
+  private full = true;
+  private closed = false;
+  private idleWaiters: (() => void)[] = [];
+
+  constructor(
+    private readonly db: SqliteDatabase,
+    private readonly onCommitted: (touched: ReadonlySet<string>) => void,
+  ) {}
+
+  /** Runs `run` inside the next group transaction; resolves with its result after the commit. */
+  write<T>(run: (touch: Touch) => T, durable: boolean): Promise<T> {
+    if (this.closed) return Promise.reject(new BackendError('the store is closed'));
+    return new Promise<T>((resolve, reject) => {
+      this.queue.push({ run, durable, resolve: resolve as (value: unknown) => void, reject });
+      if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  /** Resolves once every write queued so far has been committed. */
+  drain(): Promise<void> {
+    if (!this.scheduled && this.queue.length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /** Refuses new writes; already queued ones still run. */
+  close(): void {
+    this.closed = true;
+  }
+
+  private flush(): void {
+    const batch = this.queue;
+    this.queue = [];
+    this.scheduled = false;
+    if (batch.length > 0) this.commit(batch);
+    if (this.queue.length === 0 && !this.scheduled) {
+      const waiters = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const waiter of waiters) waiter();
+    }
+  }
+
+  private commit(batch: QueuedWrite[]): void {
+    const durable = batch.some((w) => w.durable);
+    const results: ({ ok: true; value: unknown } | { ok: false; error: unknown })[] = [];
+    const touched = new Set<string>();
+    const touch: Touch = (destination) => touched.add(destination);
+    try {
+      if (durable !== this.full) {
+        this.db.pragma(durable ? 'synchronous = FULL' : 'synchronous = NORMAL');
+        this.full = durable;
+      }
+      this.db.exec('BEGIN IMMEDIATE');
+    } catch (error) {
+      this.rejectAll(batch, error);
+      return;
+    }
+    for (const write of batch) {
+      this.db.exec('SAVEPOINT w');
+      try {
+        const value = write.run(touch);
+        this.db.exec('RELEASE w');
+        results.push({ ok: true, value });
+      } catch (error) {
+        this.db.exec('ROLLBACK TO w');
+        this.db.exec('RELEASE w');
+        results.push({ ok: false, error });
+      }
+    }
+    try {
+      this.db.exec('COMMIT');
+    } catch (error) {
+      if (this.db.inTransaction) this.db.exec('ROLLBACK');
+      this.rejectAll(batch, error);
+      return;
+    }
+    batch.forEach((write, i) => {
+      const result = results[i];
+      if (result?.ok) write.resolve(result.value);
+      else write.reject(result?.error);
+    });
+    if (touched.size > 0) this.onCommitted(touched);
+  }
+
+  private rejectAll(batch: readonly QueuedWrite[], cause: unknown): void {
+    const error = new BackendError(`the store could not commit: ${(cause as Error)?.message ?? cause}`, {
+      cause,
+    });
+    for (const write of batch) write.reject(error);
+  }
+}

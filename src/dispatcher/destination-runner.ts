@@ -1,0 +1,353 @@
+import type { Logger } from 'pino';
+import type { AttemptReport, Backend, ClaimedDelivery, ClaimResult, Lease } from '../backends/backend.js';
+import type { CancelTimer, Clock } from '../clock.js';
+import type { HandlerContext, ResolvedDestination } from '../core/destination.js';
+import { toErrorInfo } from '../core/error-info.js';
+import type { DeliveryInfo, ProcessorEvents } from '../core/processor-events.js';
+import { HandlerTimeoutError, LeaseExpiredError, LeaseLostError, ShuttingDownError } from '../errors.js';
+
+export interface RunnerDeps {
+  readonly backend: Backend;
+  readonly clock: Clock;
+  readonly events: ProcessorEvents;
+  readonly logger: Logger;
+  readonly workerId: string;
+}
+
+interface InFlight {
+  readonly lease: Lease;
+  readonly info: DeliveryInfo;
+  readonly controller: AbortController;
+  readonly done: Promise<void>;
+  /** Set by a graceful stop: the lease was handed back, the outcome must not be recorded. */
+  released: boolean;
+}
+
+/** How long to wait before claiming again after the store failed. */
+const CLAIM_ERROR_BACKOFF_MS = 1000;
+
+/**
+ * Runs one destination: claims due deliveries up to its concurrency, runs the handler with a
+ * timeout and a renewed lease, and settles each attempt (success, retry at T, dead letter).
+ * It claims when told there is work, when capacity frees up, and when the next retry falls due;
+ * it never polls on a fixed delay.
+ */
+export class DestinationRunner {
+  private readonly inFlight = new Map<string, InFlight>();
+  private running = false;
+  private claiming: Promise<void> | null = null;
+  private claimAgain = false;
+  private wakeAt = Number.POSITIVE_INFINITY;
+  private cancelWake: CancelTimer | null = null;
+  private cancelRenew: CancelTimer | null = null;
+
+  constructor(
+    private readonly destination: ResolvedDestination,
+    private readonly deps: RunnerDeps,
+  ) {}
+
+  get name(): string {
+    return this.destination.spec.name;
+  }
+
+  get active(): number {
+    return this.inFlight.size;
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.scheduleRenewal();
+    this.pump();
+  }
+
+  /** New work may be due. */
+  notify(): void {
+    this.pump();
+  }
+
+  /**
+   * Stops claiming, waits until `deadline` for running attempts, then hands the rest back
+   * (their attempts do not count). Answers how many were handed back.
+   */
+  async stop(deadline: Promise<void>): Promise<number> {
+    this.running = false;
+    this.cancelWake?.();
+    this.cancelWake = null;
+    await this.claiming;
+    await Promise.race([this.idle(), deadline]);
+    const remaining = [...this.inFlight.values()];
+    for (const flight of remaining) {
+      flight.released = true;
+      flight.controller.abort(new ShuttingDownError('the processor is stopping'));
+    }
+    await Promise.all(
+      remaining.map(async (flight) => {
+        try {
+          await this.deps.backend.release(flight.lease);
+          this.deps.events.emit('delivery:released', flight.info);
+        } catch (error) {
+          if (!(error instanceof LeaseLostError))
+            this.deps.events.emit('processor:error', { error, during: 'release' });
+        }
+      }),
+    );
+    this.cancelRenew?.();
+    this.cancelRenew = null;
+    return remaining.length;
+  }
+
+  /** Resolves when every attempt now running has settled. */
+  idle(): Promise<void> {
+    return Promise.all([...this.inFlight.values()].map((f) => f.done)).then(() => undefined);
+  }
+
+  private pump(): void {
+    if (!this.running) return;
+    if (this.claiming) {
+      this.claimAgain = true;
+      return;
+    }
+    const capacity = this.destination.concurrency - this.inFlight.size;
+    if (capacity <= 0) return;
+    this.claiming = this.claim(capacity).finally(() => {
+      this.claiming = null;
+      if (this.running && this.claimAgain) this.pump();
+    });
+  }
+
+  private async claim(capacity: number): Promise<void> {
+    this.claimAgain = false;
+    let result: ClaimResult;
+    try {
+      result = await this.deps.backend.claim({
+        destination: this.name,
+        limit: capacity,
+        leaseMs: this.destination.leaseMs,
+        workerId: this.deps.workerId,
+      });
+    } catch (error) {
+      if (!this.running) return;
+      this.deps.events.emit('processor:error', { error, during: `claim ${this.name}` });
+      this.scheduleWake(this.deps.clock.now() + CLAIM_ERROR_BACKOFF_MS);
+      return;
+    }
+    if (!this.running) {
+      // Stopped while the claim was on its way: hand everything straight back.
+      await Promise.all(
+        result.deliveries.map((d) => this.deps.backend.release(d.lease).catch(() => undefined)),
+      );
+      return;
+    }
+    for (const delivery of result.deliveries) this.run(delivery);
+    if (result.deliveries.length === capacity) this.claimAgain = true;
+    this.scheduleWake(result.nextDueAt);
+  }
+
+  private scheduleWake(at: number | null): void {
+    if (at === null) return;
+    const now = this.deps.clock.now();
+    if (at <= now) {
+      // Due now but not claimed: capacity was full. A finishing attempt will pump.
+      return;
+    }
+    if (at >= this.wakeAt && this.cancelWake) return;
+    this.cancelWake?.();
+    this.wakeAt = at;
+    this.cancelWake = this.deps.clock.setTimer(() => {
+      this.cancelWake = null;
+      this.wakeAt = Number.POSITIVE_INFINITY;
+      this.pump();
+    }, at - now);
+  }
+
+  private scheduleRenewal(): void {
+    const every = Math.max(10, Math.floor(this.destination.leaseMs / 3));
+    this.cancelRenew = this.deps.clock.setTimer(() => {
+      this.renewLeases().finally(() => {
+        if (this.cancelRenew) this.scheduleRenewal();
+      });
+    }, every);
+  }
+
+  private async renewLeases(): Promise<void> {
+    const flights = [...this.inFlight.values()].filter((f) => !f.released);
+    if (flights.length === 0) return;
+    try {
+      const lost = new Set(
+        await this.deps.backend.extendLeases(
+          flights.map((f) => f.lease),
+          this.destination.leaseMs,
+        ),
+      );
+      for (const flight of flights) {
+        if (lost.has(flight.lease.deliveryId)) {
+          flight.controller.abort(
+            new LeaseLostError(`lease of delivery ${flight.lease.deliveryId} was lost`),
+          );
+        }
+      }
+    } catch (error) {
+      this.deps.events.emit('processor:error', { error, during: `renew leases ${this.name}` });
+    }
+  }
+
+  private run(delivery: ClaimedDelivery): void {
+    const info: DeliveryInfo = {
+      deliveryId: delivery.lease.deliveryId,
+      destination: this.name,
+      eventId: delivery.event.eventId,
+      type: delivery.event.type,
+      correlationId: delivery.event.correlationId,
+      attempt: delivery.attempt,
+    };
+    const controller = new AbortController();
+    let settle!: () => void;
+    const flight: InFlight = {
+      lease: delivery.lease,
+      info,
+      controller,
+      done: new Promise<void>((resolve) => (settle = resolve)),
+      released: false,
+    };
+    this.inFlight.set(info.deliveryId, flight);
+    if (delivery.recoveredLease) {
+      this.deps.events.emit('delivery:lease-recovered', { ...info, leaseExpiries: delivery.leaseExpiries });
+    }
+    this.attempt(delivery, flight)
+      .catch((error: unknown) => this.deps.events.emit('processor:error', { error, during: 'settle' }))
+      .finally(() => {
+        this.inFlight.delete(info.deliveryId);
+        settle();
+        this.pump();
+      });
+  }
+
+  private async attempt(delivery: ClaimedDelivery, flight: InFlight): Promise<void> {
+    const { clock, events } = this.deps;
+    const { retry } = this.destination;
+    const startedAt = clock.now();
+
+    if (delivery.attempt > retry.maxAttempts) {
+      // The previous worker died during the last allowed attempt: do not run it again.
+      const error = new LeaseExpiredError(
+        `attempt ${delivery.attempt - 1} of ${retry.maxAttempts} was lost with its worker; no attempts left`,
+      );
+      await this.settleFailure(flight, { startedAt, durationMs: 0, error: toErrorInfo(error) }, error);
+      return;
+    }
+
+    events.emit('delivery:started', flight.info);
+    let failure: { error: unknown } | null = null;
+    try {
+      await this.invoke(delivery, flight);
+    } catch (error) {
+      failure = { error };
+    }
+    if (flight.released) return;
+    const durationMs = clock.now() - startedAt;
+    if (failure === null) {
+      const ok = await this.settle(flight, () =>
+        this.deps.backend.complete(flight.lease, { startedAt, durationMs }),
+      );
+      if (ok) events.emit('delivery:succeeded', { ...flight.info, durationMs });
+      return;
+    }
+    await this.settleFailure(
+      flight,
+      { startedAt, durationMs, error: toErrorInfo(failure.error) },
+      failure.error,
+    );
+  }
+
+  private async settleFailure(flight: InFlight, report: AttemptReport, error: unknown): Promise<void> {
+    const { backend, clock, events } = this.deps;
+    const errorInfo = report.error ?? toErrorInfo(error);
+    const decision = this.destination.retry.decide(error, flight.info.attempt);
+    events.emit('delivery:failed', {
+      ...flight.info,
+      durationMs: report.durationMs,
+      error: errorInfo,
+      willRetry: decision.kind === 'retry',
+    });
+    if (decision.kind === 'retry') {
+      const runAt = clock.now() + decision.delayMs;
+      const ok = await this.settle(flight, () => backend.retry(flight.lease, report, runAt));
+      if (ok)
+        events.emit('delivery:retry-scheduled', {
+          ...flight.info,
+          runAt,
+          delayMs: decision.delayMs,
+          error: errorInfo,
+        });
+      return;
+    }
+    const ok = await this.settle(flight, () =>
+      backend.deadLetter(flight.lease, report, this.destination.spec.onDeadLetter),
+    );
+    if (ok)
+      events.emit('delivery:dead-lettered', { ...flight.info, error: errorInfo, reason: decision.reason });
+  }
+
+  /** Runs a settle call; a lost lease is reported, not thrown. Answers whether it was recorded. */
+  private async settle(flight: InFlight, write: () => Promise<void>): Promise<boolean> {
+    try {
+      await write();
+      return true;
+    } catch (error) {
+      if (error instanceof LeaseLostError) {
+        this.deps.events.emit('delivery:lease-lost', flight.info);
+        return false;
+      }
+      throw error;
+    }
+  }
+
+  /** Calls the handler, racing it against the attempt timeout. */
+  private invoke(delivery: ClaimedDelivery, flight: InFlight): Promise<unknown> {
+    const { handler, timeoutMs } = this.destination;
+    const logger = this.deps.logger;
+    let childLogger: Logger | null = null;
+    const ctx: HandlerContext = {
+      attempt: delivery.attempt,
+      deliveryId: flight.info.deliveryId,
+      destination: this.name,
+      signal: flight.controller.signal,
+      get logger(): Logger {
+        childLogger ??= logger.child({
+          eventId: flight.info.eventId,
+          correlationId: flight.info.correlationId,
+          destination: flight.info.destination,
+          deliveryId: flight.info.deliveryId,
+          attempt: flight.info.attempt,
+        });
+        return childLogger;
+      },
+    };
+    return new Promise<unknown>((resolve, reject) => {
+      const cancelTimeout = this.deps.clock.setTimer(() => {
+        const error = new HandlerTimeoutError(`handler did not settle within ${timeoutMs} ms`);
+        flight.controller.abort(error);
+        reject(error);
+      }, timeoutMs);
+      const onAbort = (): void => {
+        cancelTimeout();
+        reject(flight.controller.signal.reason);
+      };
+      flight.controller.signal.addEventListener('abort', onAbort, { once: true });
+      const done = (settleWith: () => void): void => {
+        cancelTimeout();
+        flight.controller.signal.removeEventListener('abort', onAbort);
+        settleWith();
+      };
+      try {
+        Promise.resolve(handler(delivery.event, ctx)).then(
+          (value) => done(() => resolve(value)),
+          (error: unknown) => done(() => reject(error)),
+        );
+      } catch (error) {
+        done(() => reject(error));
+      }
+    });
+  }
+}

@@ -1,0 +1,15 @@
+export * from './core/processor.js';
+export * from './core/destination.js';
+export * from './core/processor-events.js';
+export type { ProcessorOptions, StorageOptions } from './core/options.js';
+export * from './errors.js';
+export * from './event.js';
+export * from './json.js';
+export * from './clock.js';
+export * from './policies/backoff.js';
+export * from './policies/retry-policy.js';
+export type * from './backends/backend.js';
+export { SqliteBackend, type SqliteBackendOptions } from './backends/sqlite/sqlite-backend.js';
+export * from './observability/health.js';
+export type { ProcessingCounters } from './observability/metrics.js';
+export type { Logger, LoggerOption } from './observability/logger.js';
