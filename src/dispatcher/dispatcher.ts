@@ -1,4 +1,3 @@
-import type { CancelTimer } from '../clock.js';
 import type { ResolvedDestination } from '../core/destination.js';
 import { DestinationRunner, type RunnerDeps } from './destination-runner.js';
 
@@ -52,15 +51,16 @@ export class Dispatcher {
   async stop(timeoutMs: number): Promise<number> {
     this.unsubscribe?.();
     this.unsubscribe = null;
-    let cancelDeadline: CancelTimer = () => undefined;
+    // A shutdown grace period is wall-clock time, whatever clock the processor runs on.
+    let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<void>((resolve) => {
-      cancelDeadline = this.deps.clock.setTimer(resolve, timeoutMs);
+      timer = setTimeout(resolve, timeoutMs);
     });
     try {
       const released = await Promise.all([...this.runners.values()].map((runner) => runner.stop(deadline)));
       return released.reduce((a, b) => a + b, 0);
     } finally {
-      cancelDeadline();
+      clearTimeout(timer);
     }
   }
 }

@@ -165,7 +165,7 @@ export function replayDeadLetters(
     const busy =
       row.order_key !== null &&
       destination !== undefined &&
-      keyIsHeld(ctx, destination, row.order_key, row.delivery_id);
+      keyIsHeld(ctx, destination, row.order_key, { exceptDeliveryId: row.delivery_id, countWaiting: false });
     requeue.run(busy ? 'blocked' : 'pending', now, now, row.delivery_id);
     if (!busy) touch(row.destination);
     replayed.push(String(row.delivery_id));

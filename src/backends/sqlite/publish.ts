@@ -4,22 +4,32 @@ import type { SqliteContext } from './context.js';
 import type { Touch } from './write-queue.js';
 import type { RegistryCache } from './registry.js';
 
-/** Does an earlier delivery of this key still hold the key (so a new one must wait)? */
+/**
+ * Does another delivery hold this key, so a new or replayed one must wait its turn? Waiting
+ * (`blocked`) deliveries count for a new event (they are ahead of it in line) but not for a
+ * replayed one, which is older than them. Under the `block` policy a dead letter holds its key.
+ */
 export function keyIsHeld(
   ctx: SqliteContext,
   destination: DestinationRecord,
   orderKey: string,
-  exceptDeliveryId = -1,
+  options: { exceptDeliveryId?: number; countWaiting: boolean },
 ): boolean {
   const row = ctx.sql
     .get(
       `SELECT state FROM deliveries
        WHERE destination = ? AND order_key = ? AND order_key IS NOT NULL
          AND state IN ('pending', 'blocked', 'retrying', 'processing', 'dead')
-         AND (state <> 'dead' OR ?) AND id <> ?
+         AND (state <> 'dead' OR ?) AND (state <> 'blocked' OR ?) AND id <> ?
        LIMIT 1`,
     )
-    .get(destination.name, orderKey, destination.onDeadLetter === 'block' ? 1 : 0, exceptDeliveryId);
+    .get(
+      destination.name,
+      orderKey,
+      destination.onDeadLetter === 'block' ? 1 : 0,
+      options.countWaiting ? 1 : 0,
+      options.exceptDeliveryId ?? -1,
+    );
   return row !== undefined;
 }
 
@@ -66,7 +76,10 @@ export function publishEvents(
     for (const destination of destinations) {
       if (!typeMatches(destination.types, event.type)) continue;
       const orderKey = destination.ordered ? event.key : null;
-      const state = orderKey !== null && keyIsHeld(ctx, destination, orderKey) ? 'blocked' : 'pending';
+      const state =
+        orderKey !== null && keyIsHeld(ctx, destination, orderKey, { countWaiting: true })
+          ? 'blocked'
+          : 'pending';
       insertDelivery.run(seq, destination.name, orderKey, state, now, now, now);
       targets.push(destination.name);
       if (state === 'pending') touch(destination.name);

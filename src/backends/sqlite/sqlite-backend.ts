@@ -88,6 +88,11 @@ export class SqliteBackend implements Backend {
     };
   }
 
+  /** Group-commit figures: transactions committed and the writes they carried. */
+  get commitStats(): { commits: number; writes: number } {
+    return this.writes?.stats ?? { commits: 0, writes: 0 };
+  }
+
   async open(): Promise<void> {
     if (this.closed) throw new BackendError('the store is closed');
     if (this.db) return;

@@ -28,6 +28,8 @@ export class WriteQueue {
   private full = true;
   private closed = false;
   private idleWaiters: (() => void)[] = [];
+  private commits = 0;
+  private writes = 0;
 
   constructor(
     private readonly db: SqliteDatabase,
@@ -50,6 +52,11 @@ export class WriteQueue {
   drain(): Promise<void> {
     if (!this.scheduled && this.queue.length === 0) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /** Transactions committed and writes they carried, since the store opened. */
+  get stats(): { commits: number; writes: number } {
+    return { commits: this.commits, writes: this.writes };
   }
 
   /** Refuses new writes; already queued ones still run. */
@@ -103,6 +110,8 @@ export class WriteQueue {
       this.rejectAll(batch, error);
       return;
     }
+    this.commits += 1;
+    this.writes += batch.length;
     batch.forEach((write, i) => {
       const result = results[i];
       if (result?.ok) write.resolve(result.value);
