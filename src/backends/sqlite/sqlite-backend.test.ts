@@ -1,0 +1,100 @@
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { tempDir } from '../../../test/support/temp-dir.js';
+import { createProcessor } from '../../core/processor.js';
+import { BackendError, LeaseLostError } from '../../errors.js';
+import { toEnvelope } from '../../event.js';
+import { SCHEMA_VERSION } from './migrations.js';
+import { SqliteBackend } from './sqlite-backend.js';
+
+describe('SqliteBackend', () => {
+  let dir: ReturnType<typeof tempDir>;
+  let path: string;
+  const opened: SqliteBackend[] = [];
+
+  const open = async () => {
+    const backend = new SqliteBackend({ path });
+    opened.push(backend);
+    await backend.open();
+    return backend;
+  };
+
+  beforeEach(() => {
+    dir = tempDir('steadfast-sqlite-');
+    path = join(dir.path, 'nested', 'folder', 'store.db');
+  });
+
+  afterEach(async () => {
+    await Promise.all(opened.splice(0).map((b) => b.close()));
+    dir.remove();
+  });
+
+  it('creates the file and its folders, in WAL mode, at the current schema version', async () => {
+    await open();
+    const raw = new Database(path, { readonly: true });
+    expect(raw.pragma('journal_mode', { simple: true })).toBe('wal');
+    expect(raw.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
+    raw.close();
+  });
+
+  it('shares one commit among concurrent addEvent calls, each answered after it is visible to others', async () => {
+    const backend = new SqliteBackend({ path });
+    const processor = createProcessor({ backend, logger: false });
+    processor.destination('a', {}, async () => undefined);
+    await processor.addEvent({ type: 'warm-up', payload: {} });
+    const before = backend.commitStats.commits;
+    const results = await Promise.all(
+      Array.from({ length: 64 }, (_, i) =>
+        processor.addEvent({ eventId: `e${i}`, type: 't', payload: { i } }),
+      ),
+    );
+    const commits = backend.commitStats.commits - before;
+    expect(results.every((r) => !r.duplicate)).toBe(true);
+    expect(commits).toBeLessThanOrEqual(2);
+    // Another connection (as another process would) sees every acknowledged event.
+    const raw = new Database(path, { readonly: true });
+    expect(raw.prepare(`SELECT COUNT(*) AS n FROM events WHERE event_id LIKE 'e%'`).get()).toEqual({ n: 64 });
+    expect(raw.prepare(`SELECT COUNT(*) AS n FROM deliveries`).get()).toEqual({ n: 65 });
+    raw.close();
+    await processor.stop();
+  });
+
+  it('isolates a failing write from the others in its group commit', async () => {
+    const backend = await open();
+    const [ok, lost] = await Promise.allSettled([
+      backend.publish([toEnvelope({ eventId: 'kept', type: 't', payload: {} }, { now: Date.now() })], {
+        dedupWindowMs: 1000,
+      }),
+      backend.complete({ deliveryId: '999', token: 'nobody' }, { startedAt: 0, durationMs: 0 }),
+    ]);
+    expect(ok.status).toBe('fulfilled');
+    expect(lost.status === 'rejected' && lost.reason).toBeInstanceOf(LeaseLostError);
+    expect(await backend.getEvent('kept')).not.toBeNull();
+  });
+
+  it('refuses a file written by a newer version of the schema', async () => {
+    const first = await open();
+    await first.close();
+    const raw = new Database(path);
+    raw.pragma(`user_version = ${SCHEMA_VERSION + 1}`);
+    raw.close();
+    await expect(new SqliteBackend({ path }).open()).rejects.toBeInstanceOf(BackendError);
+  });
+
+  it('opens an existing file again without migrating it twice', async () => {
+    const backends = await Promise.all(Array.from({ length: 4 }, () => open()));
+    expect(backends).toHaveLength(4);
+    const raw = new Database(path, { readonly: true });
+    expect(raw.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
+    raw.close();
+  });
+
+  it('answers writes after close with a BackendError', async () => {
+    const backend = await open();
+    await backend.close();
+    await expect(
+      backend.claim({ destination: 'a', limit: 1, leaseMs: 1000, workerId: 'w' }),
+    ).rejects.toBeInstanceOf(BackendError);
+  });
+});

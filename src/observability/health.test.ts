@@ -1,0 +1,46 @@
+import { describe, expect, it } from 'vitest';
+import { assessHealth, type HealthInputs } from './health.js';
+
+const base: HealthInputs = {
+  backendError: null,
+  queue: { depth: 0, byDestination: {} },
+  deadLetters: {
+    count: 0,
+    oldestAgeMs: null,
+    oldestDeadAt: null,
+    byDestination: {},
+    byType: {},
+    topErrors: [],
+  },
+  failure: { rate: 0, samples: 100 },
+  now: 0,
+};
+
+describe('assessHealth', () => {
+  it('is healthy with a score of 100 when all is well', () => {
+    expect(assessHealth(base)).toMatchObject({ status: 'healthy', score: 100 });
+  });
+
+  it('degrades on failures, an old backlog, many or old dead letters; fails on an unreachable store', () => {
+    expect(assessHealth({ ...base, failure: { rate: 0.2, samples: 50 } })).toMatchObject({
+      status: 'degraded',
+      score: 88,
+    });
+    expect(assessHealth({ ...base, failure: { rate: 0.9, samples: 5 } }).status).toBe('healthy');
+    const old = { pending: 1, retrying: 0, processing: 0, dead: 0, oldestPendingAgeMs: 20 * 60_000 };
+    expect(
+      assessHealth({ ...base, queue: { depth: 1, byDestination: { a: old } } }).components.queue.status,
+    ).toBe('unhealthy');
+    const aged = { ...base.deadLetters!, count: 1, oldestAgeMs: 25 * 3_600_000 };
+    expect(assessHealth({ ...base, deadLetters: aged }).components.deadLetters.status).toBe('degraded');
+    const down = assessHealth({
+      ...base,
+      backendError: new Error('disk I/O error'),
+      queue: null,
+      deadLetters: null,
+    });
+    expect(down.status).toBe('unhealthy');
+    expect(down.components.backend.message).toContain('disk I/O error');
+    expect(down.score).toBe(25);
+  });
+});
