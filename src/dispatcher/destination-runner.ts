@@ -148,7 +148,9 @@ export class DestinationRunner {
     if (at === null) return;
     const now = this.deps.clock.now();
     if (at <= now) {
-      // Due now but not claimed: capacity was full. A finishing attempt will pump.
+      // Already due (it fell due while the claim was committing, or capacity was full):
+      // claim again at once if there is room; otherwise a finishing attempt will.
+      if (this.inFlight.size < this.destination.concurrency) this.claimAgain = true;
       return;
     }
     if (at >= this.wakeAt && this.cancelWake) return;
