@@ -257,6 +257,30 @@ export function defineBackendContract(name: string, factory: HarnessFactory): vo
       expect(page.items.map((d) => d.attempts)).toEqual([1, 1]);
     });
 
+    it('runs at most `concurrency` attempts of a destination at once', async () => {
+      const p = processor();
+      let running = 0;
+      let peak = 0;
+      const gates: (() => void)[] = [];
+      p.destination('limited', { concurrency: 3 }, async () => {
+        running += 1;
+        peak = Math.max(peak, running);
+        await new Promise<void>((resolve) => gates.push(resolve));
+        running -= 1;
+      });
+      await p.start();
+      await p.addEvents(Array.from({ length: 12 }, (_, i) => ({ type: 't', payload: { i } })));
+      let released = 0;
+      while (released < 12) {
+        await waitFor(() => gates.length > 0);
+        expect(running).toBeLessThanOrEqual(3);
+        gates.shift()!();
+        released += 1;
+      }
+      await waitFor(async () => (await p.getMetrics()).queueDepth === 0);
+      expect(peak).toBe(3);
+    });
+
     it('keeps per-key order while an event fails twice before succeeding', async () => {
       const p = processor();
       const log: string[] = [];
