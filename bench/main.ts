@@ -1,0 +1,495 @@
+/**
+ * Steadfast benchmark, embedded SQLite backend. Run with `npm run bench` (add `-- --quick` for a
+ * smoke run with a tenth of the work, `-- --runs=N` to run each scenario N times; default 3, or 1
+ * with --quick). Prints one table per scenario, then a Markdown summary with each target beside
+ * its figure. Every figure is from the median run (by events/s, or by p99 for latency), and every
+ * run's figure is printed too: on a shared VM, single runs vary by 10-20 %.
+ *
+ *   1. addEvent durable ingest, 1 and 64 concurrent callers   target >= 20,000 events/s at 64
+ *   2. addEvents in batches of 500
+ *   3. end to end: 64 producers -> one destination (concurrency 16, no-op handler)
+ *                                                             target >= 10,000 events/s
+ *   4. addEvent -> handler start at 1,000 events/s offered    target p99 < 10 ms
+ */
+import { readFileSync } from 'node:fs';
+import { cpus, loadavg, platform, release, tmpdir, totalmem } from 'node:os';
+import Database from 'better-sqlite3';
+import { SqliteBackend } from '../src/index.js';
+import {
+  batchScenario,
+  endToEndScenario,
+  ingestScenario,
+  latencyScenario,
+  type CommitFigures,
+  type IngestResult,
+} from './scenarios.js';
+import { distribution, fmt, markdownTable, section, withFreshStore, type Distribution } from './support.js';
+
+const args = process.argv.slice(2);
+const quick = args.includes('--quick');
+const scale = (n: number): number => (quick ? Math.max(1, Math.round(n / 10)) : n);
+/** Every scenario runs this many times (each on a fresh store); the median run is reported. */
+const RUNS = parseRuns(args.find((a) => a.startsWith('--runs='))) ?? (quick ? 1 : 3);
+
+function parseRuns(arg: string | undefined): number | null {
+  if (arg === undefined) return null;
+  const n = Number(arg.slice('--runs='.length));
+  if (!Number.isInteger(n) || n < 1 || n > 20) throw new Error(`--runs expects an integer 1-20, got ${arg}`);
+  return n;
+}
+
+/**
+ * Runs `scenario` RUNS times in a row; answers the median run by `score` (with an even count, the
+ * worse of the two middle runs), every score, and every result.
+ */
+async function repeated<T>(
+  scenario: () => Promise<T>,
+  score: (result: T) => number,
+  better: 'higher' | 'lower' = 'higher',
+): Promise<{ median: T; rates: number[]; all: T[] }> {
+  const results: T[] = [];
+  for (let i = 0; i < RUNS; i += 1) results.push(await scenario());
+  const worseFirst = [...results].sort((a, b) =>
+    better === 'higher' ? score(a) - score(b) : score(b) - score(a),
+  );
+  const median = worseFirst[Math.floor((worseFirst.length - 1) / 2)] as T;
+  return { median, rates: results.map(score), all: results };
+}
+
+function runsCell(rates: readonly number[]): string {
+  return rates.map((r) => fmt.int(r)).join(' / ');
+}
+
+const PLAN = {
+  ingestOneCaller: { callers: 1, events: scale(3_000), warmup: scale(200) },
+  ingestManyCallers: { callers: 64, events: scale(50_000), warmup: scale(2_000) },
+  batches: { batchSize: 500, events: scale(50_000), warmupBatches: quick ? 1 : 4 },
+  endToEnd: { events: scale(30_000), producers: 64, concurrency: 16, warmup: scale(1_000) },
+  latency: { ratePerSec: 1_000, durationMs: scale(5_000), warmupMs: scale(500), concurrency: 16 },
+  timeoutMs: 120_000,
+} as const;
+
+const TARGETS = {
+  ingest64: 20_000,
+  endToEnd: 10_000,
+  latencyP99Ms: 10,
+} as const;
+
+interface SummaryRow {
+  readonly scenario: string;
+  readonly result: string;
+  readonly target: string;
+  readonly status: 'PASS' | 'MISS' | '—';
+}
+
+const summary: SummaryRow[] = [];
+
+function atLeast(value: number, target: number): 'PASS' | 'MISS' {
+  return value >= target ? 'PASS' : 'MISS';
+}
+
+function below(value: number, target: number): 'PASS' | 'MISS' {
+  return value < target ? 'PASS' : 'MISS';
+}
+
+function perCommit(c: CommitFigures): string {
+  return c.commits > 0 ? fmt.one(c.writes / c.commits) : 'n/a';
+}
+
+/** Kilobytes written to storage per event (WAL frames, checkpoints), where the OS tells. */
+function diskPerEvent(c: CommitFigures, events: number): string {
+  return c.diskBytes === null ? 'n/a' : fmt.one(c.diskBytes / 1024 / events);
+}
+
+function latencyRow(label: string, d: Distribution): string[] {
+  return [label, fmt.ms(d.p50), fmt.ms(d.p90), fmt.ms(d.p99), fmt.ms(d.max), fmt.ms(d.mean)];
+}
+
+const LATENCY_HEADERS = ['ms', 'p50', 'p90', 'p99', 'max', 'mean'];
+
+// ---------------------------------------------------------------------------------------------
+// Machine facts
+// ---------------------------------------------------------------------------------------------
+
+/** Whole-machine CPU time counters from /proc/stat (Linux), or null elsewhere. */
+function readCpuTimes(): { total: number; idle: number; steal: number } | null {
+  try {
+    const line = readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '';
+    const fields = line.trim().split(/\s+/).slice(1).map(Number);
+    if (fields.length < 8 || fields.some((f) => !Number.isFinite(f))) return null;
+    // user nice system idle iowait irq softirq steal [guest guest_nice, already in user/nice]
+    const total = fields.slice(0, 8).reduce((a, b) => a + b, 0);
+    return { total, idle: (fields[3] ?? 0) + (fields[4] ?? 0), steal: fields[7] ?? 0 };
+  } catch {
+    return null;
+  }
+}
+
+/** Share of machine CPU time stolen by the hypervisor and spent busy, between two readings. */
+function describeCpuUse(before: ReturnType<typeof readCpuTimes>): string {
+  const after = readCpuTimes();
+  if (!before || !after || after.total <= before.total) return 'not available';
+  const total = after.total - before.total;
+  const pct = (n: number): string => `${fmt.one((100 * n) / total)} %`;
+  return `busy ${pct(total - (after.idle - before.idle) - (after.steal - before.steal))}, stolen by the hypervisor ${pct(after.steal - before.steal)} (all CPUs)`;
+}
+
+/** Reads the settings of the connection the backend really uses (a private field, read only here). */
+async function probeBackendSettings(): Promise<{ journalMode: string; synchronous: string }> {
+  return withFreshStore(async (dbPath) => {
+    const backend = new SqliteBackend({ path: dbPath });
+    await backend.open();
+    try {
+      const db = (backend as unknown as { db?: Database.Database | null }).db;
+      if (!db) return { journalMode: 'unknown', synchronous: 'unknown' };
+      const journalMode = String(db.pragma('journal_mode', { simple: true }));
+      const level = Number(db.pragma('synchronous', { simple: true }));
+      const synchronous = ['OFF', 'NORMAL', 'FULL', 'EXTRA'][level] ?? String(level);
+      return { journalMode: journalMode.toUpperCase(), synchronous };
+    } finally {
+      await backend.close();
+    }
+  });
+}
+
+/**
+ * The floor under every durable ingest: one single-row SQLite commit in WAL mode with
+ * synchronous=FULL (one fsync of the WAL), timed without Steadfast in the way.
+ */
+async function probeRawCommit(commits: number): Promise<{ version: string; latency: Distribution }> {
+  return withFreshStore(async (dbPath) => {
+    const db = new Database(dbPath);
+    try {
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = FULL');
+      db.exec('CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT NOT NULL)');
+      const insert = db.prepare('INSERT INTO t (body) VALUES (?)');
+      const times = new Float64Array(commits);
+      for (let i = 0; i < commits; i += 1) {
+        const started = performance.now();
+        insert.run(`row ${i}`);
+        times[i] = performance.now() - started;
+      }
+      const version = String(db.prepare('SELECT sqlite_version() AS v').pluck().get());
+      return { version, latency: distribution(times) };
+    } finally {
+      db.close();
+    }
+  });
+}
+
+async function printMachine(): Promise<void> {
+  const cpuList = cpus();
+  const settings = await probeBackendSettings();
+  const raw = await probeRawCommit(quick ? 50 : 500);
+  console.log('# Steadfast benchmark — embedded SQLite backend');
+  if (quick) console.log('\n**--quick run: every count divided by 10; figures are a smoke test only.**');
+  section('Machine');
+  console.log(
+    markdownTable(
+      ['fact', 'value'],
+      [
+        ['node', process.version],
+        ['platform', `${platform()} ${release()} (${process.arch})`],
+        ['CPU', `${cpuList[0]?.model.trim() ?? 'unknown'} × ${cpuList.length}`],
+        ['memory', `${fmt.one(totalmem() / 2 ** 30)} GiB`],
+        ['load average (1 min) at start', fmt.ms(loadavg()[0] ?? NaN)],
+        ['SQLite', `${raw.version} (better-sqlite3), files under ${tmpdir()}`],
+        [
+          'store settings',
+          `journal_mode=${settings.journalMode}, synchronous=${settings.synchronous} (read from the backend's own connection)`,
+        ],
+        [
+          'raw FULL commit',
+          `p50 ${fmt.ms(raw.latency.p50)} ms, p99 ${fmt.ms(raw.latency.p99)} ms (${raw.latency.count} single-row commits, no Steadfast)`,
+        ],
+      ],
+      ['left', 'left'],
+    ),
+  );
+  console.log(
+    '\nEvery commit that carries an ingest is synchronous=FULL (group commit: one fsync per event-loop turn);' +
+      '\nbookkeeping-only commits (claims, completions) run at synchronous=NORMAL, as write-queue.ts documents.',
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scenarios
+// ---------------------------------------------------------------------------------------------
+
+function ingestRow(r: IngestResult, rates: readonly number[]): string[] {
+  return [
+    String(r.callers),
+    fmt.int(r.events),
+    fmt.seconds(r.elapsedMs),
+    fmt.int(r.eventsPerSec),
+    runsCell(rates),
+    fmt.ms(r.latency.p50),
+    fmt.ms(r.latency.p99),
+    fmt.ms(r.latency.max),
+    fmt.int(r.commits.commits),
+    perCommit(r.commits),
+    diskPerEvent(r.commits, r.events),
+  ];
+}
+
+function runsNote(): string {
+  return RUNS > 1
+    ? `Each row is the median of ${RUNS} runs, each on a fresh store; "all runs" lists every run's events/s.\n`
+    : '';
+}
+
+async function runIngest(): Promise<void> {
+  section('1. addEvent durable ingest (no delivery running)');
+  console.log(
+    'Closed loop: each caller awaits its addEvent (durable commit) before the next. One destination is\n' +
+      'declared, so every event also writes its delivery row, but the processor is not started.\n' +
+      runsNote(),
+  );
+  const one = await repeated(
+    () =>
+      ingestScenario(PLAN.ingestOneCaller.callers, PLAN.ingestOneCaller.events, PLAN.ingestOneCaller.warmup),
+    (r) => r.eventsPerSec,
+  );
+  const many = await repeated(
+    () =>
+      ingestScenario(
+        PLAN.ingestManyCallers.callers,
+        PLAN.ingestManyCallers.events,
+        PLAN.ingestManyCallers.warmup,
+      ),
+    (r) => r.eventsPerSec,
+  );
+  console.log(
+    markdownTable(
+      [
+        'callers',
+        'events',
+        'time',
+        'events/s',
+        'all runs',
+        'call p50 ms',
+        'call p99 ms',
+        'call max ms',
+        'commits',
+        'events/commit',
+        'disk KB/event',
+      ],
+      [ingestRow(one.median, one.rates), ingestRow(many.median, many.rates)],
+    ),
+  );
+  summary.push(
+    {
+      scenario: 'addEvent, 1 caller',
+      result: `${fmt.int(one.median.eventsPerSec)} events/s`,
+      target: '—',
+      status: '—',
+    },
+    {
+      scenario: 'addEvent, 64 callers',
+      result: `${fmt.int(many.median.eventsPerSec)} events/s`,
+      target: `≥ ${fmt.int(TARGETS.ingest64)} events/s`,
+      status: atLeast(many.median.eventsPerSec, TARGETS.ingest64),
+    },
+  );
+}
+
+async function runBatches(): Promise<void> {
+  const plan = PLAN.batches;
+  section(`2. addEvents in batches of ${plan.batchSize}`);
+  console.log('One caller; each batch is one transaction, awaited before the next.\n' + runsNote());
+  const { median: r, rates } = await repeated(
+    () => batchScenario(plan.batchSize, plan.events, plan.warmupBatches),
+    (x) => x.eventsPerSec,
+  );
+  console.log(
+    markdownTable(
+      [
+        'batch size',
+        'batches',
+        'events',
+        'time',
+        'events/s',
+        'all runs',
+        'batch p50 ms',
+        'batch p99 ms',
+        'batch max ms',
+        'disk KB/event',
+      ],
+      [
+        [
+          String(r.batchSize),
+          fmt.int(r.batches),
+          fmt.int(r.events),
+          fmt.seconds(r.elapsedMs),
+          fmt.int(r.eventsPerSec),
+          runsCell(rates),
+          fmt.ms(r.latency.p50),
+          fmt.ms(r.latency.p99),
+          fmt.ms(r.latency.max),
+          diskPerEvent(r.commits, r.events),
+        ],
+      ],
+    ),
+  );
+  summary.push({
+    scenario: `addEvents, batches of ${r.batchSize}`,
+    result: `${fmt.int(r.eventsPerSec)} events/s`,
+    target: '—',
+    status: '—',
+  });
+}
+
+async function runEndToEnd(): Promise<void> {
+  const plan = PLAN.endToEnd;
+  section('3. End to end: addEvent -> handler');
+  console.log(
+    `${plan.producers} concurrent producers add ${fmt.int(plan.events)} events to a started processor with one\n` +
+      `destination (concurrency ${plan.concurrency}, no-op async handler). Timed from the first addEvent until the\n` +
+      `handler has been called for every event (after a ${fmt.int(plan.warmup)}-event warm-up).\n` +
+      runsNote(),
+  );
+  const { median: r, rates } = await repeated(
+    () => endToEndScenario(plan.events, plan.producers, plan.concurrency, plan.warmup, PLAN.timeoutMs),
+    (x) => x.eventsPerSec,
+  );
+  console.log(
+    markdownTable(
+      ['metric', 'value'],
+      [
+        ['events', fmt.int(r.events)],
+        ['handler calls', fmt.int(r.handlerCalls)],
+        ['all addEvent calls resolved after', fmt.seconds(r.ingestMs)],
+        ['handler called for all after', fmt.seconds(r.elapsedMs)],
+        ['all successes recorded after', fmt.seconds(r.settledMs)],
+        ['end-to-end throughput', `${fmt.int(r.eventsPerSec)} events/s`],
+        ['end-to-end throughput, all runs', `${runsCell(rates)} events/s`],
+        ['ingest throughput meanwhile', `${fmt.int((r.events / r.ingestMs) * 1000)} events/s`],
+        ['commits (ingest + claims + completions)', fmt.int(r.commits.commits)],
+        ['writes per commit', perCommit(r.commits)],
+        ['written to storage per event', `${diskPerEvent(r.commits, r.events)} KB`],
+      ],
+    ),
+  );
+  summary.push({
+    scenario: `end to end, ${plan.producers} producers, concurrency ${plan.concurrency}`,
+    result: `${fmt.int(r.eventsPerSec)} events/s`,
+    target: `≥ ${fmt.int(TARGETS.endToEnd)} events/s`,
+    status: atLeast(r.eventsPerSec, TARGETS.endToEnd),
+  });
+}
+
+async function runLatency(): Promise<void> {
+  const plan = PLAN.latency;
+  section(`4. Latency addEvent -> handler start at ${fmt.int(plan.ratePerSec)} events/s offered`);
+  console.log(
+    `Open loop: one addEvent every ${fmt.ms(1000 / plan.ratePerSec)} ms for ${fmt.seconds(plan.durationMs)} ` +
+      `(after ${fmt.seconds(plan.warmupMs)} of warm-up), never waiting for earlier calls;\n` +
+      `destination concurrency ${plan.concurrency}, no-op handler. "send" is performance.now() just before addEvent,\n` +
+      `"scheduled" the time the pacing loop meant to send it; the handler reads performance.now() on entry.\n` +
+      (RUNS > 1
+        ? `The table is the run with the median p99 of ${RUNS} runs, each on a fresh store; all runs are listed below it.\n`
+        : ''),
+  );
+  const { median: r, all } = await repeated(
+    () => latencyScenario(plan.ratePerSec, plan.durationMs, plan.warmupMs, plan.concurrency, PLAN.timeoutMs),
+    (x) => x.sendToHandler.p99,
+    'lower',
+  );
+  console.log(
+    markdownTable(LATENCY_HEADERS, [
+      latencyRow('send -> handler start (target)', r.sendToHandler),
+      latencyRow('scheduled -> handler start', r.dueToHandler),
+      latencyRow('send -> addEvent resolved', r.commit),
+      latencyRow('send lag behind schedule', r.sendLag),
+    ]),
+  );
+  console.log(
+    `\n${fmt.int(r.events)} events measured; the offered load took ${fmt.seconds(r.offeredMs)} (incl. warm-up); ` +
+      `${fmt.int(r.commits.commits)} commits (${perCommit(r.commits)} writes each); ` +
+      `${diskPerEvent(r.commits, r.events)} KB written to storage per event;\n` +
+      `event-loop delay p50 ${fmt.ms(r.loopDelay.p50)} / p99 ${fmt.ms(r.loopDelay.p99)} / max ${fmt.ms(r.loopDelay.max)} ms; ` +
+      `${r.errors} failed addEvent calls.`,
+  );
+  if (RUNS > 1) {
+    console.log('');
+    console.log(
+      markdownTable(
+        ['run', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'longest event-loop stall ms'],
+        all.map((x, i) => [
+          String(i + 1),
+          fmt.ms(x.sendToHandler.p50),
+          fmt.ms(x.sendToHandler.p90),
+          fmt.ms(x.sendToHandler.p99),
+          fmt.ms(x.sendToHandler.max),
+          fmt.ms(x.loopDelay.max),
+        ]),
+      ),
+    );
+  }
+  const rate = fmt.int(plan.ratePerSec);
+  summary.push(
+    {
+      scenario: `latency p50 at ${rate}/s`,
+      result: `${fmt.ms(r.sendToHandler.p50)} ms`,
+      target: '—',
+      status: '—',
+    },
+    {
+      scenario: `latency p90 at ${rate}/s`,
+      result: `${fmt.ms(r.sendToHandler.p90)} ms`,
+      target: '—',
+      status: '—',
+    },
+    {
+      scenario: `latency p99 at ${rate}/s`,
+      result: `${fmt.ms(r.sendToHandler.p99)} ms`,
+      target: `< ${TARGETS.latencyP99Ms} ms`,
+      status: below(r.sendToHandler.p99, TARGETS.latencyP99Ms),
+    },
+    {
+      scenario: `latency max at ${rate}/s`,
+      result: `${fmt.ms(r.sendToHandler.max)} ms`,
+      target: '—',
+      status: '—',
+    },
+  );
+}
+
+function printSummary(): void {
+  const cpuList = cpus();
+  section('Summary (Markdown)');
+  console.log(
+    `Steadfast ${quick ? '(--quick) ' : ''}on ${cpuList[0]?.model.trim() ?? 'unknown CPU'} × ${cpuList.length}, ` +
+      `Node ${process.version}, SQLite WAL + synchronous=FULL` +
+      `${RUNS > 1 ? `; each figure is from the median of ${RUNS} runs` : ''}.\n`,
+  );
+  console.log(
+    markdownTable(
+      ['Scenario', 'Result', 'Target', 'Status'],
+      summary.map((row) => [row.scenario, row.result, row.target, row.status]),
+      ['left', 'right', 'right', 'left'],
+    ),
+  );
+  const missed = summary.filter((row) => row.status === 'MISS').length;
+  console.log(`\n${missed === 0 ? 'All targets met.' : `${missed} target(s) missed.`}`);
+}
+
+async function main(): Promise<void> {
+  const started = performance.now();
+  const cpuBefore = readCpuTimes();
+  await printMachine();
+  await runIngest();
+  await runBatches();
+  await runEndToEnd();
+  await runLatency();
+  printSummary();
+  console.log(
+    `\nBenchmark took ${fmt.seconds(performance.now() - started)}; machine CPU meanwhile: ${describeCpuUse(cpuBefore)}.`,
+  );
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exitCode = 1;
+});
