@@ -1,6 +1,6 @@
-import { v7 as uuidv7 } from 'uuid';
 import { z } from 'zod';
 import { ValidationError, type FieldIssue } from './errors.js';
+import { newEventId } from './ids.js';
 import type { JsonObject, JsonValue } from './json.js';
 
 /** What a producer passes to `addEvent`. Only `type` and `payload` are required. */
@@ -86,7 +86,7 @@ export function toEnvelope(
       index: options.index,
     });
   }
-  const eventId = event.eventId ?? uuidv7();
+  const eventId = event.eventId ?? newEventId();
   return {
     eventId,
     type: event.type,

@@ -37,6 +37,7 @@ export class DestinationRunner {
   private running = false;
   private claiming: Promise<void> | null = null;
   private claimAgain = false;
+  private pumpQueued = false;
   private wakeAt = Number.POSITIVE_INFINITY;
   private cancelWake: CancelTimer | null = null;
   private cancelRenew: CancelTimer | null = null;
@@ -100,6 +101,19 @@ export class DestinationRunner {
   /** Resolves when every attempt now running has settled. */
   idle(): Promise<void> {
     return Promise.all([...this.inFlight.values()].map((f) => f.done)).then(() => undefined);
+  }
+
+  /**
+   * Claims once after the current turn: the attempts a single commit settles free their slots
+   * together, and one claim fills them all instead of one claim per slot.
+   */
+  private pumpSoon(): void {
+    if (this.pumpQueued) return;
+    this.pumpQueued = true;
+    setImmediate(() => {
+      this.pumpQueued = false;
+      this.pump();
+    });
   }
 
   private pump(): void {
@@ -221,7 +235,7 @@ export class DestinationRunner {
       .finally(() => {
         this.inFlight.delete(info.deliveryId);
         settle();
-        this.pump();
+        this.pumpSoon();
       });
   }
 

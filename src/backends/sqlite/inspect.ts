@@ -1,6 +1,6 @@
 import type { DestinationQueueStats, EventRecord, QueueStats } from '../backend.js';
 import type { SqliteContext } from './context.js';
-import { toAttempt, toDelivery, toEvent, type AttemptRow, type DeliveryRow, type EventRow } from './rows.js';
+import { historyOf, toDelivery, toEvent, type AttemptRow, type DeliveryRow, type EventRow } from './rows.js';
 
 /** The most recent event with this id, each delivery's state and its full attempt history. */
 export function getEvent(ctx: SqliteContext, eventId: string): EventRecord | null {
@@ -14,7 +14,7 @@ export function getEvent(ctx: SqliteContext, eventId: string): EventRecord | nul
   const attempts = ctx.sql.get(`SELECT * FROM attempts WHERE delivery_id = ? ORDER BY number`);
   return {
     event: toEvent(event),
-    deliveries: deliveries.map((d) => toDelivery(d, (attempts.all(d.id) as AttemptRow[]).map(toAttempt))),
+    deliveries: deliveries.map((d) => toDelivery(d, historyOf(d, attempts.all(d.id) as AttemptRow[]))),
   };
 }
 
@@ -22,35 +22,48 @@ interface OpenCountRow {
   destination: string;
   state: string;
   count: number;
-  oldest: number;
+  oldest: number | null;
 }
 
+type MutableStats = { -readonly [K in keyof DestinationQueueStats]: DestinationQueueStats[K] };
+
+/** Unfinished work per destination, read through the partial indexes that claims use. */
 export function queueStats(ctx: SqliteContext): QueueStats {
   const now = ctx.clock.now();
-  const rows = ctx.sql
+  const due = ctx.sql
     .get(
       `SELECT destination, state, COUNT(*) AS count, MIN(created_at) AS oldest FROM deliveries
-       WHERE state IN ('pending', 'blocked', 'retrying', 'processing', 'dead')
-       GROUP BY destination, state`,
+       WHERE state IN ('pending', 'retrying', 'processing') GROUP BY destination, state`,
     )
     .all() as OpenCountRow[];
-  const byDestination: Record<string, DestinationQueueStats> = {};
+  const waiting = ctx.sql
+    .get(
+      `SELECT destination, 'pending' AS state, COUNT(*) AS count, MIN(created_at) AS oldest FROM deliveries
+       WHERE order_key IS NOT NULL AND state IN ('pending', 'blocked', 'retrying', 'processing', 'dead')
+         AND state = 'blocked'
+       GROUP BY destination`,
+    )
+    .all() as OpenCountRow[];
+  const dead = ctx.sql
+    .get(
+      `SELECT destination, 'dead' AS state, COUNT(*) AS count, NULL AS oldest FROM dead_letters GROUP BY destination`,
+    )
+    .all() as OpenCountRow[];
+  const byDestination: Record<string, MutableStats> = {};
   let depth = 0;
-  for (const row of rows) {
+  for (const row of [...due, ...waiting, ...dead]) {
     const stats = (byDestination[row.destination] ??= {
       pending: 0,
       retrying: 0,
       processing: 0,
       dead: 0,
       oldestPendingAgeMs: null,
-    }) as { -readonly [K in keyof DestinationQueueStats]: DestinationQueueStats[K] };
-    const bucket =
-      row.state === 'blocked' ? 'pending' : (row.state as 'pending' | 'retrying' | 'processing' | 'dead');
+    });
+    const bucket = row.state as 'pending' | 'retrying' | 'processing' | 'dead';
     stats[bucket] += row.count;
-    if (bucket !== 'dead') {
-      depth += row.count;
-      const age = Math.max(0, now - row.oldest);
-      stats.oldestPendingAgeMs = Math.max(stats.oldestPendingAgeMs ?? 0, age);
+    if (bucket !== 'dead') depth += row.count;
+    if (row.oldest !== null) {
+      stats.oldestPendingAgeMs = Math.max(stats.oldestPendingAgeMs ?? 0, Math.max(0, now - row.oldest));
     }
   }
   return { depth, byDestination };

@@ -39,7 +39,6 @@ const MIGRATIONS: readonly { readonly version: number; readonly sql: string }[] 
         received_at    INTEGER NOT NULL
       );
       CREATE INDEX events_event_id ON events (event_id);
-      CREATE INDEX events_received_at ON events (received_at);
 
       CREATE TABLE dedup (
         event_id TEXT PRIMARY KEY,
@@ -58,6 +57,7 @@ const MIGRATIONS: readonly { readonly version: number; readonly sql: string }[] 
         run_at          INTEGER NOT NULL,
         lease_token     TEXT,
         started_at      INTEGER,
+        duration_ms     INTEGER,
         lease_expiries  INTEGER NOT NULL DEFAULT 0,
         replays         INTEGER NOT NULL DEFAULT 0,
         last_error      TEXT,
@@ -71,8 +71,6 @@ const MIGRATIONS: readonly { readonly version: number; readonly sql: string }[] 
         WHERE state IN ('pending', 'retrying', 'processing');
       CREATE INDEX deliveries_key ON deliveries (destination, order_key, id)
         WHERE order_key IS NOT NULL AND state IN ('pending', 'blocked', 'retrying', 'processing', 'dead');
-      CREATE INDEX deliveries_open ON deliveries (destination, state, created_at)
-        WHERE state IN ('pending', 'blocked', 'retrying', 'processing', 'dead');
       CREATE INDEX deliveries_event ON deliveries (event_seq);
 
       CREATE TABLE attempts (

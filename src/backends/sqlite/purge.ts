@@ -13,7 +13,7 @@ export function purge(ctx: SqliteContext, request: PurgeRequest): PurgeResult {
        WHERE e.received_at < ?
          AND NOT EXISTS (
            SELECT 1 FROM deliveries d WHERE d.event_seq = e.seq AND d.state NOT IN ('succeeded', 'discarded'))
-       ORDER BY e.received_at LIMIT ?`,
+       ORDER BY e.seq LIMIT ?`,
     )
     .pluck()
     .all(request.deliveredBefore, limit) as number[];

@@ -27,6 +27,7 @@ export interface DeliveryRow {
   run_at: number;
   lease_token: string | null;
   started_at: number | null;
+  duration_ms: number | null;
   lease_expiries: number;
   replays: number;
   last_error: string | null;
@@ -75,6 +76,21 @@ export function toAttempt(row: AttemptRow): AttemptRecord {
     outcome: row.outcome,
     error: parseError(row.error),
   };
+}
+
+/** Every attempt of a delivery: the recorded failures, plus its success (kept on the row). */
+export function historyOf(row: DeliveryRow, attempts: readonly AttemptRow[]): AttemptRecord[] {
+  const history = attempts.map(toAttempt);
+  if (row.state === 'succeeded' && row.started_at !== null) {
+    history.push({
+      number: row.total_attempts,
+      startedAt: row.started_at,
+      durationMs: row.duration_ms,
+      outcome: 'succeeded',
+      error: null,
+    });
+  }
+  return history;
 }
 
 export function publicState(row: DeliveryRow): DeliveryState {

@@ -26,8 +26,8 @@ function recordAttempt(ctx: SqliteContext, row: DeliveryRow, report: AttemptRepo
       row.total_attempts,
       report.startedAt,
       Math.round(report.durationMs),
-      report.error ? 'failed' : 'succeeded',
-      report.error ? JSON.stringify(report.error) : null,
+      'failed',
+      JSON.stringify(report.error ?? null),
     );
 }
 
@@ -53,21 +53,27 @@ export function promoteNext(
   if (result.changes > 0) touch(destination);
 }
 
+/**
+ * One statement on the hot path. A success is kept on the delivery row itself (start time and
+ * duration); only failed and lost attempts get rows of their own.
+ */
 export function completeDelivery(
   ctx: SqliteContext,
   lease: Lease,
   report: AttemptReport,
   touch: Touch,
 ): void {
-  const row = held(ctx, lease);
   const now = ctx.clock.now();
-  recordAttempt(ctx, row, report);
-  ctx.sql
+  const row = ctx.sql
     .get(
-      `UPDATE deliveries SET state = 'succeeded', lease_token = NULL, completed_at = ?, updated_at = ?
-       WHERE id = ?`,
+      `UPDATE deliveries SET state = 'succeeded', lease_token = NULL, completed_at = ?, updated_at = ?,
+         started_at = ?, duration_ms = ?
+       WHERE id = ? AND lease_token = ? AND state = 'processing'
+       RETURNING destination, order_key`,
     )
-    .run(now, now, row.id);
+    .get(now, now, report.startedAt, Math.round(report.durationMs), Number(lease.deliveryId), lease.token) as
+    Pick<DeliveryRow, 'destination' | 'order_key'> | undefined;
+  if (!row) throw new LeaseLostError(`delivery ${lease.deliveryId} is no longer leased to this worker`);
   promoteNext(ctx, row.destination, row.order_key, touch);
 }
 

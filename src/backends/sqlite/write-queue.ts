@@ -1,8 +1,17 @@
 import { BackendError } from '../../errors.js';
-import type { SqliteDatabase } from './database.js';
+import type { SqliteDatabase, SqliteStatement } from './database.js';
 
 /** Collects the destinations a batch of writes made work for. */
 export type Touch = (destination: string) => void;
+
+interface TransactionStatements {
+  readonly begin: SqliteStatement;
+  readonly commit: SqliteStatement;
+  readonly rollback: SqliteStatement;
+  readonly savepoint: SqliteStatement;
+  readonly release: SqliteStatement;
+  readonly rollbackTo: SqliteStatement;
+}
 
 interface QueuedWrite {
   readonly run: (touch: Touch) => unknown;
@@ -28,6 +37,7 @@ export class WriteQueue {
   private full = true;
   private closed = false;
   private idleWaiters: (() => void)[] = [];
+  private tx: TransactionStatements | null = null;
   private commits = 0;
   private writes = 0;
 
@@ -78,6 +88,7 @@ export class WriteQueue {
 
   private commit(batch: QueuedWrite[]): void {
     const durable = batch.some((w) => w.durable);
+    const tx = this.statements();
     const results: ({ ok: true; value: unknown } | { ok: false; error: unknown })[] = [];
     const touched = new Set<string>();
     const touch: Touch = (destination) => touched.add(destination);
@@ -86,38 +97,57 @@ export class WriteQueue {
         this.db.pragma(durable ? 'synchronous = FULL' : 'synchronous = NORMAL');
         this.full = durable;
       }
-      this.db.exec('BEGIN IMMEDIATE');
-    } catch (error) {
-      this.rejectAll(batch, error);
-      return;
-    }
-    for (const write of batch) {
-      this.db.exec('SAVEPOINT w');
-      try {
-        const value = write.run(touch);
-        this.db.exec('RELEASE w');
-        results.push({ ok: true, value });
-      } catch (error) {
-        this.db.exec('ROLLBACK TO w');
-        this.db.exec('RELEASE w');
-        results.push({ ok: false, error });
+      tx.begin.run();
+      if (batch.length === 1) {
+        // One write: the transaction itself is its savepoint.
+        results.push({ ok: true, value: batch[0]!.run(touch) });
+      } else {
+        for (const write of batch) {
+          tx.savepoint.run();
+          try {
+            const value = write.run(touch);
+            tx.release.run();
+            results.push({ ok: true, value });
+          } catch (error) {
+            tx.rollbackTo.run();
+            tx.release.run();
+            results.push({ ok: false, error });
+          }
+        }
       }
-    }
-    try {
-      this.db.exec('COMMIT');
+      tx.commit.run();
     } catch (error) {
-      if (this.db.inTransaction) this.db.exec('ROLLBACK');
-      this.rejectAll(batch, error);
+      if (this.db.inTransaction) {
+        try {
+          tx.rollback.run();
+        } catch {
+          // the connection is broken; the rejection below reports the cause
+        }
+      }
+      if (batch.length === 1 && results.length === 0) batch[0]!.reject(error);
+      else this.rejectAll(batch, error);
       return;
     }
     this.commits += 1;
     this.writes += batch.length;
     batch.forEach((write, i) => {
-      const result = results[i];
-      if (result?.ok) write.resolve(result.value);
-      else write.reject(result?.error);
+      const result = results[i]!;
+      if (result.ok) write.resolve(result.value);
+      else write.reject(result.error);
     });
     if (touched.size > 0) this.onCommitted(touched);
+  }
+
+  private statements(): TransactionStatements {
+    this.tx ??= {
+      begin: this.db.prepare('BEGIN IMMEDIATE'),
+      commit: this.db.prepare('COMMIT'),
+      rollback: this.db.prepare('ROLLBACK'),
+      savepoint: this.db.prepare('SAVEPOINT w'),
+      release: this.db.prepare('RELEASE w'),
+      rollbackTo: this.db.prepare('ROLLBACK TO w'),
+    };
+    return this.tx;
   }
 
   private rejectAll(batch: readonly QueuedWrite[], cause: unknown): void {
