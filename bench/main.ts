@@ -134,18 +134,13 @@ function describeCpuUse(before: ReturnType<typeof readCpuTimes>): string {
   return `busy ${pct(total - (after.idle - before.idle) - (after.steal - before.steal))}, stolen by the hypervisor ${pct(after.steal - before.steal)} (all CPUs)`;
 }
 
-/** Reads the settings of the connection the backend really uses (a private field, read only here). */
+/** Reads the settings of the connection the backend really uses. */
 async function probeBackendSettings(): Promise<{ journalMode: string; synchronous: string }> {
   return withFreshStore(async (dbPath) => {
     const backend = new SqliteBackend({ path: dbPath });
     await backend.open();
     try {
-      const db = (backend as unknown as { db?: Database.Database | null }).db;
-      if (!db) return { journalMode: 'unknown', synchronous: 'unknown' };
-      const journalMode = String(db.pragma('journal_mode', { simple: true }));
-      const level = Number(db.pragma('synchronous', { simple: true }));
-      const synchronous = ['OFF', 'NORMAL', 'FULL', 'EXTRA'][level] ?? String(level);
-      return { journalMode: journalMode.toUpperCase(), synchronous };
+      return backend.storageSettings();
     } finally {
       await backend.close();
     }

@@ -36,6 +36,7 @@ describe('SqliteBackend', () => {
     expect(raw.pragma('journal_mode', { simple: true })).toBe('wal');
     expect(raw.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
     raw.close();
+    expect(opened[0]!.storageSettings()).toEqual({ journalMode: 'WAL', synchronous: 'FULL' });
   });
 
   it('shares one commit among concurrent addEvent calls, each answered after it is visible to others', async () => {

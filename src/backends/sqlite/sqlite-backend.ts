@@ -93,6 +93,14 @@ export class SqliteBackend implements Backend {
     return this.writes?.stats ?? { commits: 0, writes: 0 };
   }
 
+  /** The connection's journal mode and its synchronous level for durable commits. */
+  storageSettings(): { journalMode: string; synchronous: string } {
+    const db = this.context().db;
+    const journalMode = String(db.pragma('journal_mode', { simple: true })).toUpperCase();
+    const level = Number(db.pragma('synchronous', { simple: true }));
+    return { journalMode, synchronous: ['OFF', 'NORMAL', 'FULL', 'EXTRA'][level] ?? String(level) };
+  }
+
   async open(): Promise<void> {
     if (this.closed) throw new BackendError('the store is closed');
     if (this.db) return;
