@@ -104,7 +104,11 @@ export interface PublishResult {
 
 export interface ClaimRequest {
   readonly destination: string;
-  readonly limit: number;
+  /**
+   * Most deliveries to lease. A function is called once, as late as the backend can (a backend
+   * that batches writes calls it when the claim executes), so slots freed meanwhile count.
+   */
+  readonly limit: number | (() => number);
   readonly leaseMs: number;
   readonly workerId: string;
 }

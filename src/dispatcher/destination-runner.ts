@@ -21,6 +21,8 @@ interface InFlight {
   readonly done: Promise<void>;
   /** Set by a graceful stop: the lease was handed back, the outcome must not be recorded. */
   released: boolean;
+  /** Its concurrency slot was given back (once the outcome write was issued). */
+  slotFreed: boolean;
 }
 
 /** How long to wait before claiming again after the store failed. */
@@ -37,7 +39,10 @@ export class DestinationRunner {
   private running = false;
   private claiming: Promise<void> | null = null;
   private claimAgain = false;
-  private pumpQueued = false;
+  /** The pending claim has already decided how many it takes. */
+  private claimSized = false;
+  /** Slots taken: attempts whose handler runs or whose outcome is not yet handed to the store. */
+  private busy = 0;
   private wakeAt = Number.POSITIVE_INFINITY;
   private cancelWake: CancelTimer | null = null;
   private cancelRenew: CancelTimer | null = null;
@@ -103,40 +108,37 @@ export class DestinationRunner {
     return Promise.all([...this.inFlight.values()].map((f) => f.done)).then(() => undefined);
   }
 
-  /**
-   * Claims once after the current turn: the attempts a single commit settles free their slots
-   * together, and one claim fills them all instead of one claim per slot.
-   */
-  private pumpSoon(): void {
-    if (this.pumpQueued) return;
-    this.pumpQueued = true;
-    setImmediate(() => {
-      this.pumpQueued = false;
-      this.pump();
-    });
-  }
-
   private pump(): void {
     if (!this.running) return;
     if (this.claiming) {
-      this.claimAgain = true;
+      // A claim not yet executed will see the free slots; one already executed needs a successor.
+      if (this.claimSized) this.claimAgain = true;
       return;
     }
-    const capacity = this.destination.concurrency - this.inFlight.size;
-    if (capacity <= 0) return;
-    this.claiming = this.claim(capacity).finally(() => {
+    if (this.destination.concurrency - this.busy <= 0) return;
+    this.claiming = this.claim().finally(() => {
       this.claiming = null;
       if (this.running && this.claimAgain) this.pump();
     });
   }
 
-  private async claim(capacity: number): Promise<void> {
+  /**
+   * The claim's size is decided when the backend executes it, not when it is asked for: slots
+   * freed meanwhile (attempts settling in the same group commit) are filled by the same claim.
+   */
+  private async claim(): Promise<void> {
     this.claimAgain = false;
+    this.claimSized = false;
+    let requested = 0;
     let result: ClaimResult;
     try {
       result = await this.deps.backend.claim({
         destination: this.name,
-        limit: capacity,
+        limit: () => {
+          this.claimSized = true;
+          requested = this.running ? Math.max(0, this.destination.concurrency - this.busy) : 0;
+          return requested;
+        },
         leaseMs: this.destination.leaseMs,
         workerId: this.deps.workerId,
       });
@@ -154,7 +156,7 @@ export class DestinationRunner {
       return;
     }
     for (const delivery of result.deliveries) this.run(delivery);
-    if (result.deliveries.length === capacity) this.claimAgain = true;
+    if (requested > 0 && result.deliveries.length === requested) this.claimAgain = true;
     this.scheduleWake(result.nextDueAt);
   }
 
@@ -164,7 +166,7 @@ export class DestinationRunner {
     if (at <= now) {
       // Already due (it fell due while the claim was committing, or capacity was full):
       // claim again at once if there is room; otherwise a finishing attempt will.
-      if (this.inFlight.size < this.destination.concurrency) this.claimAgain = true;
+      if (this.busy < this.destination.concurrency) this.claimAgain = true;
       return;
     }
     if (at >= this.wakeAt && this.cancelWake) return;
@@ -225,8 +227,10 @@ export class DestinationRunner {
       controller,
       done: new Promise<void>((resolve) => (settle = resolve)),
       released: false,
+      slotFreed: false,
     };
     this.inFlight.set(info.deliveryId, flight);
+    this.busy += 1;
     if (delivery.recoveredLease) {
       this.deps.events.emit('delivery:lease-recovered', { ...info, leaseExpiries: delivery.leaseExpiries });
     }
@@ -235,7 +239,7 @@ export class DestinationRunner {
       .finally(() => {
         this.inFlight.delete(info.deliveryId);
         settle();
-        this.pumpSoon();
+        this.freeSlot(flight);
       });
   }
 
@@ -305,10 +309,16 @@ export class DestinationRunner {
       events.emit('delivery:dead-lettered', { ...flight.info, error: errorInfo, reason: decision.reason });
   }
 
-  /** Runs a settle call; a lost lease is reported, not thrown. Answers whether it was recorded. */
+  /**
+   * Issues the write that records an attempt's outcome and frees its slot at once, so the next
+   * claim joins the same group commit. A lost lease is reported, not thrown. Answers whether
+   * the outcome was recorded.
+   */
   private async settle(flight: InFlight, write: () => Promise<void>): Promise<boolean> {
+    const written = write();
+    this.freeSlot(flight);
     try {
-      await write();
+      await written;
       return true;
     } catch (error) {
       if (error instanceof LeaseLostError) {
@@ -317,6 +327,13 @@ export class DestinationRunner {
       }
       throw error;
     }
+  }
+
+  private freeSlot(flight: InFlight): void {
+    if (flight.slotFreed) return;
+    flight.slotFreed = true;
+    this.busy -= 1;
+    this.pump();
   }
 
   /** Calls the handler, racing it against the attempt timeout. */

@@ -38,6 +38,8 @@ export function claimDeliveries(
   nextToken: () => string,
 ): ClaimResult {
   const now = ctx.clock.now();
+  const limit = typeof request.limit === 'function' ? request.limit() : request.limit;
+  if (limit <= 0) return { deliveries: [], nextDueAt: null };
   const rows = ctx.sql
     .get(
       `SELECT d.id AS d_id, d.state AS d_state, d.attempts AS d_attempts, d.total_attempts AS d_total_attempts,
@@ -47,7 +49,7 @@ export function claimDeliveries(
        ORDER BY d.run_at, d.id
        LIMIT ?`,
     )
-    .all(request.destination, now, request.limit) as ClaimRow[];
+    .all(request.destination, now, limit) as ClaimRow[];
 
   const lease = ctx.sql.get(
     `UPDATE deliveries SET state = 'processing', attempts = attempts + 1, total_attempts = total_attempts + 1,

@@ -77,7 +77,13 @@ export function completeDelivery(
   promoteNext(ctx, row.destination, row.order_key, touch);
 }
 
-export function retryDelivery(ctx: SqliteContext, lease: Lease, report: AttemptReport, runAt: number): void {
+export function retryDelivery(
+  ctx: SqliteContext,
+  lease: Lease,
+  report: AttemptReport,
+  runAt: number,
+  touch: Touch,
+): void {
   const row = held(ctx, lease);
   const now = ctx.clock.now();
   recordAttempt(ctx, row, report);
@@ -88,6 +94,8 @@ export function retryDelivery(ctx: SqliteContext, lease: Lease, report: AttemptR
        WHERE id = ?`,
     )
     .run(runAt, now, JSON.stringify(report.error ?? null), report.startedAt, now, row.id);
+  // The destination's next due time moved: its runner must look again.
+  touch(row.destination);
 }
 
 export function deadLetterDelivery(

@@ -168,7 +168,7 @@ export class SqliteBackend implements Backend {
   }
 
   retry(lease: Lease, attempt: AttemptReport, runAt: number): Promise<void> {
-    return this.write(() => retryDelivery(this.context(), lease, attempt, runAt), false);
+    return this.write((touch) => retryDelivery(this.context(), lease, attempt, runAt, touch), false);
   }
 
   deadLetter(lease: Lease, attempt: AttemptReport, policy: DeadLetterKeyPolicy): Promise<void> {
