@@ -27,6 +27,13 @@ describe('createRetryPolicy', () => {
     expect(policy.decide(new HandlerTimeoutError('slow'), 1).kind).toBe('retry');
   });
 
+  it('follows an error that says whether it is retryable', () => {
+    expect(
+      policy.isRetryable(Object.assign(new Error('503'), { code: 'http_status', retryable: true })),
+    ).toBe(true);
+    expect(policy.isRetryable(Object.assign(new Error('410'), { retryable: false }))).toBe(false);
+  });
+
   it('uses the delay a RetryAfterError asks for', () => {
     expect(policy.decide(new RetryAfterError(4321), 2)).toEqual({ kind: 'retry', delayMs: 4321 });
     expect(() => new RetryAfterError(-1)).toThrow(RangeError);

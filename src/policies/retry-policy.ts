@@ -61,7 +61,8 @@ function errorCode(error: unknown): string | undefined {
 
 /**
  * Default classification: `PermanentError` never retries; `RetryAfterError`, a handler timeout
- * and a lost worker (expired lease) always do; an
+ * and a lost worker (expired lease) always do; an error with a boolean `retryable` property
+ * (an HTTP destination's status errors) says itself; an
  * error carrying a `code` retries only if the code is listed, and an error without a code
  * (a plain `throw new Error()`) is assumed transient and retries.
  */
@@ -80,6 +81,8 @@ export function createRetryPolicy(options: RetryOptions = {}, random?: () => num
     if (error instanceof PermanentError) return false;
     if (error instanceof RetryAfterError) return true;
     if (error instanceof HandlerTimeoutError || error instanceof LeaseExpiredError) return true;
+    const flagged = (error as { retryable?: unknown } | null)?.retryable;
+    if (typeof flagged === 'boolean') return flagged;
     const code = errorCode(error);
     return code === undefined ? true : retryable.has(code);
   };
