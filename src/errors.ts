@@ -14,7 +14,9 @@ export type ErrorCode =
   | 'not_found'
   | 'invalid_option'
   | 'destination_conflict'
-  | 'backend_error';
+  | 'backend_error'
+  | 'http_status'
+  | 'config_error';
 
 export abstract class SteadfastError extends Error {
   abstract readonly code: ErrorCode;
@@ -41,6 +43,8 @@ export class ValidationError extends SteadfastError {
   readonly code = 'validation_error';
   readonly field: string;
   readonly issues: readonly FieldIssue[];
+  /** Position of the bad event in a batch, if it came in one. */
+  readonly index: number | undefined;
 
   constructor(issues: readonly FieldIssue[], options?: { cause?: unknown; index?: number }) {
     const first = issues[0] ?? { field: '(event)', message: 'invalid event' };
@@ -48,6 +52,7 @@ export class ValidationError extends SteadfastError {
     super(`invalid event: ${where}${first.field}: ${first.message}`, options);
     this.field = first.field;
     this.issues = issues;
+    this.index = options?.index;
   }
 }
 

@@ -2,6 +2,9 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { runDemo } from '../demo/demo.js';
+import { registerOperate } from './commands/operate.js';
+import { registerSend } from './commands/send.js';
+import { registerStart } from './commands/start.js';
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
@@ -16,6 +19,10 @@ const program = new Command()
     'Reliable event processing: durable ingest, retries, per-key ordering and a dead-letter queue.',
   )
   .version(version());
+
+registerStart(program);
+registerSend(program);
+registerOperate(program);
 
 program
   .command('demo')

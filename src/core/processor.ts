@@ -2,11 +2,13 @@ import type { Logger } from 'pino';
 import type {
   Backend,
   DeadLetterSelector,
+  DeadLetterStats,
   DeadLetterStore,
   DestinationRecord,
   EventRecord,
   PublishResult,
   PurgeResult,
+  QueueStats,
 } from '../backends/backend.js';
 import type { CancelTimer, Clock } from '../clock.js';
 import { Dispatcher } from '../dispatcher/dispatcher.js';
@@ -21,7 +23,11 @@ import type { JsonValue } from '../json.js';
 import { assessHealth, type HealthStatus, type HealthThresholds } from '../observability/health.js';
 import { subscribeLogs } from '../observability/log-subscriber.js';
 import { createLogger } from '../observability/logger.js';
-import { MetricsCollector, type ProcessingCounters } from '../observability/metrics.js';
+import {
+  MetricsCollector,
+  type DestinationCounters,
+  type ProcessingCounters,
+} from '../observability/metrics.js';
 import { resolveDestination, type DestinationOptions, type Handler } from './destination.js';
 import { resolveOptions, type ProcessorOptions, type ResolvedOptions } from './options.js';
 import { ProcessorEvents, type ProcessorEventName, type ProcessorListener } from './processor-events.js';
@@ -41,6 +47,14 @@ export interface ProcessorMetrics extends ProcessingCounters {
   readonly deadLetterCount: number;
   /** Attempts running in this process now. */
   readonly activeAttempts: number;
+}
+
+export interface ProcessorStats {
+  readonly queue: QueueStats;
+  readonly deadLetters: DeadLetterStats;
+  readonly metrics: ProcessorMetrics;
+  /** Outcomes per destination in this process since it started. */
+  readonly destinations: Readonly<Record<string, DestinationCounters>>;
 }
 
 export type ProcessorState = 'idle' | 'running' | 'stopping' | 'stopped';
@@ -223,6 +237,20 @@ export class ReliableEventProcessor {
       deadLetterCount: dead.count,
       activeAttempts: this.dispatcher.active,
     };
+  }
+
+  /**
+   * Everything an operator's dashboard shows: unfinished work per destination (all processes),
+   * dead-letter figures, and this process's counters, overall and per destination.
+   */
+  async getStats(): Promise<ProcessorStats> {
+    await this.ready();
+    const [queue, deadLetters, metrics] = await Promise.all([
+      this.backend.queueStats(),
+      this.backend.deadLetters.stats(),
+      this.getMetrics(),
+    ]);
+    return { queue, deadLetters, metrics, destinations: this.metrics.destinations() };
   }
 
   async getHealthStatus(): Promise<HealthStatus> {

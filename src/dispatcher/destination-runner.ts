@@ -27,6 +27,8 @@ interface InFlight {
 
 /** How long to wait before claiming again after the store failed. */
 const CLAIM_ERROR_BACKOFF_MS = 1000;
+/** Longest single sleep before looking again. */
+const MAX_SLEEP_MS = 86_400_000;
 
 /**
  * Runs one destination: claims due deliveries up to its concurrency, runs the handler with a
@@ -172,11 +174,15 @@ export class DestinationRunner {
     if (at >= this.wakeAt && this.cancelWake) return;
     this.cancelWake?.();
     this.wakeAt = at;
-    this.cancelWake = this.deps.clock.setTimer(() => {
-      this.cancelWake = null;
-      this.wakeAt = Number.POSITIVE_INFINITY;
-      this.pump();
-    }, at - now);
+    // Timers overflow past 2^31-1 ms; a far wake-up simply looks again after a day.
+    this.cancelWake = this.deps.clock.setTimer(
+      () => {
+        this.cancelWake = null;
+        this.wakeAt = Number.POSITIVE_INFINITY;
+        this.pump();
+      },
+      Math.min(at - now, MAX_SLEEP_MS),
+    );
   }
 
   private scheduleRenewal(): void {

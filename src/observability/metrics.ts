@@ -20,6 +20,14 @@ export interface ProcessingCounters {
 
 const WINDOW = 1000;
 
+/** Outcomes of one destination's attempts in this process. */
+export interface DestinationCounters {
+  succeeded: number;
+  failed: number;
+  retried: number;
+  deadLettered: number;
+}
+
 /** In-memory counters fed by the core's events. */
 export class MetricsCollector {
   private totalEvents = 0;
@@ -35,6 +43,7 @@ export class MetricsCollector {
   /** Outcome of recent attempts, true = failed; for the failure rate. */
   private readonly outcomes = new Uint8Array(WINDOW);
   private failuresInWindow = 0;
+  private readonly perDestination = new Map<string, DestinationCounters>();
   private readonly unsubscribe: () => void;
 
   constructor(
@@ -48,17 +57,21 @@ export class MetricsCollector {
       }),
       events.on('delivery:succeeded', (e) => {
         this.succeeded += 1;
+        this.of(e.destination).succeeded += 1;
         this.record(e.durationMs, false);
       }),
       events.on('delivery:failed', (e) => {
         this.failed += 1;
+        this.of(e.destination).failed += 1;
         this.record(e.durationMs, true);
       }),
-      events.on('delivery:retry-scheduled', () => {
+      events.on('delivery:retry-scheduled', (e) => {
         this.retried += 1;
+        this.of(e.destination).retried += 1;
       }),
-      events.on('delivery:dead-lettered', () => {
+      events.on('delivery:dead-lettered', (e) => {
         this.deadLettered += 1;
+        this.of(e.destination).deadLettered += 1;
       }),
     ];
     this.unsubscribe = () => off.forEach((f) => f());
@@ -86,6 +99,20 @@ export class MetricsCollector {
   failureRate(): { rate: number; samples: number } {
     const samples = Math.min(this.durationCount, WINDOW);
     return { rate: samples === 0 ? 0 : this.failuresInWindow / samples, samples };
+  }
+
+  /** Per-destination outcome counters of this process. */
+  destinations(): Record<string, DestinationCounters> {
+    return Object.fromEntries([...this.perDestination].map(([name, c]) => [name, { ...c }]));
+  }
+
+  private of(destination: string): DestinationCounters {
+    let counters = this.perDestination.get(destination);
+    if (!counters) {
+      counters = { succeeded: 0, failed: 0, retried: 0, deadLettered: 0 };
+      this.perDestination.set(destination, counters);
+    }
+    return counters;
   }
 
   private record(durationMs: number, failed: boolean): void {

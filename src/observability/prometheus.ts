@@ -1,0 +1,107 @@
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { ReliableEventProcessor } from '../core/processor.js';
+
+export interface PrometheusMetrics {
+  readonly registry: Registry;
+  /** Counts one HTTP request by route pattern and status code. */
+  observeHttp(route: string, status: number, seconds: number): void;
+  /** Stops listening to the processor. */
+  close(): void;
+}
+
+/**
+ * Prometheus metrics fed by the processor's typed events (the core never imports prom-client).
+ * Queue and dead-letter gauges are read from the store at scrape time.
+ */
+export function createPrometheusMetrics(processor: ReliableEventProcessor): PrometheusMetrics {
+  const registry = new Registry();
+  const ingested = new Counter({
+    name: 'steadfast_events_ingested_total',
+    help: 'Events accepted, by type and whether they were duplicates',
+    labelNames: ['type', 'duplicate'] as const,
+    registers: [registry],
+  });
+  const ingestLatency = new Histogram({
+    name: 'steadfast_ingest_latency_seconds',
+    help: 'Time from addEvent to its durable commit',
+    buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+    registers: [registry],
+  });
+  const deliveries = new Counter({
+    name: 'steadfast_deliveries_total',
+    help: 'Attempt outcomes by destination: succeeded, failed (attempt), retried, dead_lettered',
+    labelNames: ['destination', 'outcome'] as const,
+    registers: [registry],
+  });
+  const attemptDuration = new Histogram({
+    name: 'steadfast_attempt_duration_seconds',
+    help: 'Duration of delivery attempts by destination',
+    labelNames: ['destination'] as const,
+    buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30],
+    registers: [registry],
+  });
+  const http = new Counter({
+    name: 'steadfast_http_requests_total',
+    help: 'HTTP requests by route and status code',
+    labelNames: ['route', 'status'] as const,
+    registers: [registry],
+  });
+  const httpDuration = new Histogram({
+    name: 'steadfast_http_request_duration_seconds',
+    help: 'HTTP request duration by route',
+    labelNames: ['route'] as const,
+    buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5],
+    registers: [registry],
+  });
+  new Gauge({
+    name: 'steadfast_queue_depth',
+    help: 'Unfinished deliveries by destination (all processes)',
+    labelNames: ['destination'] as const,
+    registers: [registry],
+    async collect() {
+      const stats = await processor.getStats();
+      this.reset();
+      for (const [name, d] of Object.entries(stats.queue.byDestination)) {
+        this.set({ destination: name }, d.pending + d.retrying + d.processing);
+      }
+    },
+  });
+  new Gauge({
+    name: 'steadfast_dead_letters',
+    help: 'Dead letters in the store (all processes)',
+    registers: [registry],
+    async collect() {
+      this.set((await processor.deadLetters.stats()).count);
+    },
+  });
+
+  const off = [
+    processor.on('event:accepted', (e) => {
+      ingested.inc({ type: e.type, duplicate: String(e.duplicate) });
+      ingestLatency.observe(e.latencyMs / 1000);
+    }),
+    processor.on('delivery:succeeded', (e) => {
+      deliveries.inc({ destination: e.destination, outcome: 'succeeded' });
+      attemptDuration.observe({ destination: e.destination }, e.durationMs / 1000);
+    }),
+    processor.on('delivery:failed', (e) => {
+      deliveries.inc({ destination: e.destination, outcome: 'failed' });
+      attemptDuration.observe({ destination: e.destination }, e.durationMs / 1000);
+    }),
+    processor.on('delivery:retry-scheduled', (e) =>
+      deliveries.inc({ destination: e.destination, outcome: 'retried' }),
+    ),
+    processor.on('delivery:dead-lettered', (e) =>
+      deliveries.inc({ destination: e.destination, outcome: 'dead_lettered' }),
+    ),
+  ];
+
+  return {
+    registry,
+    observeHttp(route, status, seconds) {
+      http.inc({ route, status: String(status) });
+      httpDuration.observe({ route }, seconds);
+    },
+    close: () => off.forEach((f) => f()),
+  };
+}
