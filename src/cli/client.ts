@@ -38,6 +38,21 @@ function localClient(processor: ReliableEventProcessor): OperatorClient {
   };
 }
 
+/** `fetch`, with an error naming the URL and the cause when the service cannot be reached. */
+export async function reach(url: URL, init: RequestInit): Promise<Response> {
+  try {
+    return await fetch(url, init);
+  } catch (error) {
+    const cause = (error as Error).cause as { code?: string; message?: string } | undefined;
+    throw new Error(
+      `cannot reach ${url.origin}: ${cause?.code ?? cause?.message ?? (error as Error).message}`,
+      {
+        cause: error,
+      },
+    );
+  }
+}
+
 export class HttpApiError extends Error {
   constructor(
     readonly status: number,
@@ -54,7 +69,7 @@ function httpClient(base: string, adminToken: string | null): OperatorClient {
     path: string,
     body?: unknown,
   ): Promise<{ status: number; json: T }> => {
-    const res = await fetch(new URL(path, base), {
+    const res = await reach(new URL(path, base), {
       method,
       headers: {
         ...(adminToken ? { authorization: `Bearer ${adminToken}` } : {}),

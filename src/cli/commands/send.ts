@@ -2,6 +2,7 @@ import { createHmac } from 'node:crypto';
 import type { Command } from 'commander';
 import { loadConfig, type ConfigFlags } from '../../config/load.js';
 import { readServiceSecrets } from '../../config/secrets.js';
+import { reach } from '../client.js';
 
 interface SendFlags extends ConfigFlags {
   readonly type: string;
@@ -35,7 +36,7 @@ export function registerSend(program: Command): void {
       if (!secret) throw new Error(`no signing secret configured or found in ${config.dataDir}`);
       const body = JSON.stringify({ type: flags.type, payload, key: flags.key, eventId: flags.id });
       const url = new URL('/events', flags.url ?? `http://127.0.0.1:${config.port}`);
-      const res = await fetch(url, {
+      const res = await reach(url, {
         method: 'POST',
         body,
         headers: {

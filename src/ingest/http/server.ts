@@ -119,6 +119,11 @@ export function buildServer(deps: ServerDeps): {
       typeof given === 'string' && given.length > 0 && given.length <= 200 ? given : randomUUID();
     void reply.header('x-correlation-id', request.correlationId);
   });
+  // While shutting down, answered keep-alive connections are closed, so `close()` does not wait
+  // for idle sockets to time out.
+  app.addHook('onSend', async (_request, reply) => {
+    if (lifecycle.shuttingDown) void reply.header('connection', 'close');
+  });
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';
     deps.metrics?.observeHttp(route, reply.statusCode, reply.elapsedTime / 1000);
