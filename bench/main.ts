@@ -10,11 +10,26 @@
  *   3. end to end: 64 producers -> one destination (concurrency 16, no-op handler)
  *                                                             target >= 10,000 events/s
  *   4. addEvent -> handler start at 1,000 events/s offered    target p99 < 10 ms
+ *
+ * HTTP ingest (bench/http-scenarios.ts): the service runs in a child process (bench/http-server.ts,
+ * fresh store, one started destination); autocannon sends signed POST /events from this process.
+ *   5. single-event requests, 64 connections, max throughput  target >= 5,000 requests/s
+ *   6. ack latency at 2,000 requests/s offered, 64 connections target p99 < 10 ms
+ *      (autocannon overallRate, and an evenly paced open-loop sender beside it)
+ *   7. batches of 500 events, 8 connections                    target >= 30,000 events/s
+ *
+ * `-- --server-cpu-prof=DIR` writes a V8 CPU profile of every HTTP server process into DIR.
  */
 import { readFileSync } from 'node:fs';
 import { cpus, loadavg, platform, release, tmpdir, totalmem } from 'node:os';
 import Database from 'better-sqlite3';
 import { SqliteBackend } from '../src/index.js';
+import {
+  httpScenario,
+  type HttpScenarioOptions,
+  type HttpScenarioResult,
+  type LoadRun,
+} from './http-scenarios.js';
 import {
   batchScenario,
   endToEndScenario,
@@ -30,6 +45,9 @@ const quick = args.includes('--quick');
 const scale = (n: number): number => (quick ? Math.max(1, Math.round(n / 10)) : n);
 /** Every scenario runs this many times (each on a fresh store); the median run is reported. */
 const RUNS = parseRuns(args.find((a) => a.startsWith('--runs='))) ?? (quick ? 1 : 3);
+const SERVER_CPU_PROF = args
+  .find((a) => a.startsWith('--server-cpu-prof='))
+  ?.slice('--server-cpu-prof='.length);
 
 function parseRuns(arg: string | undefined): number | null {
   if (arg === undefined) return null;
@@ -67,12 +85,24 @@ const PLAN = {
   endToEnd: { events: scale(30_000), producers: 64, concurrency: 16, warmup: scale(1_000) },
   latency: { ratePerSec: 1_000, durationMs: scale(5_000), warmupMs: scale(500), concurrency: 16 },
   timeoutMs: 120_000,
+  http: {
+    /** One started destination in the server (concurrency 16, no-op handler), as a real service has. */
+    destination: true,
+    single: { connections: 64, warmupRequests: scale(6_000), seconds: quick ? 0.5 : 5 },
+    rate: { connections: 64, ratePerSec: 2_000, warmupRequests: scale(2_000), requests: scale(10_000) },
+    batch: { connections: 8, batchSize: 500, warmupRequests: quick ? 8 : 40, seconds: quick ? 0.5 : 5 },
+    /** Each load run is stopped after this long, whatever is left. */
+    limitMs: 30_000,
+  },
 } as const;
 
 const TARGETS = {
   ingest64: 20_000,
   endToEnd: 10_000,
   latencyP99Ms: 10,
+  httpSingle: 5_000,
+  httpLatencyP99Ms: 10,
+  httpBatch: 30_000,
 } as const;
 
 interface SummaryRow {
@@ -228,9 +258,9 @@ function ingestRow(r: IngestResult, rates: readonly number[]): string[] {
   ];
 }
 
-function runsNote(): string {
+function runsNote(unit = 'events/s'): string {
   return RUNS > 1
-    ? `Each row is the median of ${RUNS} runs, each on a fresh store; "all runs" lists every run's events/s.\n`
+    ? `Each row is the median of ${RUNS} runs, each on a fresh store; "all runs" lists every run's ${unit}.\n`
     : '';
 }
 
@@ -451,6 +481,389 @@ async function runLatency(): Promise<void> {
   );
 }
 
+// ---------------------------------------------------------------------------------------------
+// HTTP ingest
+// ---------------------------------------------------------------------------------------------
+
+/** Every HTTP run, for the check that each stored exactly what it acknowledged. */
+const httpRuns: { readonly scenario: string; readonly result: HttpScenarioResult }[] = [];
+
+function httpRunsOf(
+  scenario: string,
+  options: HttpScenarioOptions,
+  score: (r: HttpScenarioResult) => number,
+  better: 'higher' | 'lower' = 'higher',
+): Promise<{ median: HttpScenarioResult; rates: number[]; all: HttpScenarioResult[] }> {
+  return repeated(
+    async () => {
+      const result = await httpScenario(options);
+      httpRuns.push({ scenario, result });
+      return result;
+    },
+    score,
+    better,
+  );
+}
+
+function serverOptions(): HttpScenarioOptions['server'] {
+  return {
+    destination: PLAN.http.destination,
+    ...(SERVER_CPU_PROF === undefined ? {} : { cpuProfDir: SERVER_CPU_PROF }),
+  };
+}
+
+function httpSetup(): string {
+  return (
+    'The service runs in a child process (`node --import tsx bench/http-server.ts`): `buildServer` as `startService`\n' +
+    'builds it (Prometheus metrics on, rate limits off, signatures required), on a fresh SQLite store per run, with\n' +
+    (PLAN.http.destination
+      ? 'one started destination (concurrency 16, no-op async handler), so delivery runs alongside ingest.\n'
+      : 'no destination: nothing is delivered.\n') +
+    'The load generator runs in this process, so server and generator each have a thread (and here a core).\n' +
+    'Every request is `POST /events` to 127.0.0.1 with a body of its own (unique eventIds) and the\n' +
+    '`x-hmac-signature` of those bytes. Runs are bounded by a request count so that nothing is in flight when\n' +
+    'they end; "acknowledged" counts events in 2xx responses (warm-up included), "stored" the rows of the\n' +
+    "store's events table after the server stopped.\n"
+  );
+}
+
+/** "0" or "3 (500: 2, 503: 1)" */
+function non2xxCell(run: LoadRun): string {
+  const other = Object.entries(run.statusCodes).filter(([code]) => !code.startsWith('2'));
+  const detail = other.length > 0 ? ` (${other.map(([c, n]) => `${c}: ${n}`).join(', ')})` : '';
+  const errors = run.errors > 0 ? `, ${run.errors} errors (${run.timeouts} timeouts)` : '';
+  return `${fmt.int(run.non2xx)}${detail}${errors}`;
+}
+
+function serverCells(r: HttpScenarioResult): string[] {
+  return [
+    fmt.ms(r.serverCores),
+    `${fmt.int(r.serverLoopUtilisation * 100)} %`,
+    fmt.ms(r.measured.generatorCores),
+    r.commits > 0 ? fmt.one(r.writes / r.commits) : 'n/a',
+    fmt.int(r.deliveredPerSec),
+  ];
+}
+
+const SERVER_HEADERS = [
+  'server CPU cores',
+  'server loop busy',
+  'generator CPU cores',
+  'writes/commit',
+  'delivered/s',
+];
+
+function storedLine(r: HttpScenarioResult): string {
+  const delivered = PLAN.http.destination ? `; ${fmt.int(r.stopped.delivered)} delivered by the stop` : '';
+  return (
+    `acknowledged ${fmt.int(r.acknowledged)}, stored ${fmt.int(r.stopped.stored)} ` +
+    `(getMetrics().totalEvents ${fmt.int(r.stopped.totalEvents)})${delivered}` +
+    `${r.measured.cutShort ? ' — the run hit its time limit' : ''}`
+  );
+}
+
+function printStored(all: readonly HttpScenarioResult[]): void {
+  console.log('');
+  all.forEach((r, i) => console.log(`Run ${i + 1}: ${storedLine(r)}.`));
+}
+
+async function runHttpSingle(): Promise<void> {
+  const plan = PLAN.http.single;
+  section(`5. HTTP: signed single-event ingest, ${plan.connections} connections, max throughput`);
+  console.log(
+    httpSetup() +
+      `autocannon, ${plan.connections} connections, no pipelining, as fast as answers come: ${fmt.int(plan.warmupRequests)} ` +
+      `requests of warm-up, then as many as the warm-up's\nrate makes last about ${plan.seconds} s. ` +
+      "Latency is autocannon's per request: written to the socket -> response complete.\n" +
+      runsNote('requests/s'),
+  );
+  const {
+    median: r,
+    rates,
+    all,
+  } = await httpRunsOf(
+    'single',
+    {
+      sender: 'autocannon',
+      batchSize: null,
+      connections: plan.connections,
+      warmupRequests: plan.warmupRequests,
+      measure: { seconds: plan.seconds },
+      server: serverOptions(),
+      limitMs: PLAN.http.limitMs,
+    },
+    (x) => x.requestsPerSec,
+  );
+  const m = r.measured;
+  console.log(
+    markdownTable(
+      [
+        'requests',
+        'time',
+        'requests/s',
+        'all runs',
+        'p50 ms',
+        'p99 ms',
+        'max ms',
+        'non-2xx',
+        ...SERVER_HEADERS,
+      ],
+      [
+        [
+          fmt.int(m.ok),
+          fmt.seconds(m.elapsedMs),
+          fmt.int(r.requestsPerSec),
+          runsCell(rates),
+          fmt.ms(m.latency.p50),
+          fmt.ms(m.latency.p99),
+          fmt.ms(m.latency.max),
+          non2xxCell(m),
+          ...serverCells(r),
+        ],
+      ],
+    ),
+  );
+  printStored(all);
+  summary.push(
+    {
+      scenario: `HTTP signed single events, ${plan.connections} connections`,
+      result: `${fmt.int(r.requestsPerSec)} requests/s`,
+      target: `≥ ${fmt.int(TARGETS.httpSingle)} requests/s`,
+      status: atLeast(r.requestsPerSec, TARGETS.httpSingle),
+    },
+    {
+      scenario: `HTTP signed single events, p50 / p99`,
+      result: `${fmt.ms(m.latency.p50)} / ${fmt.ms(m.latency.p99)} ms`,
+      target: '—',
+      status: '—',
+    },
+  );
+}
+
+async function runHttpLatency(): Promise<void> {
+  const plan = PLAN.http.rate;
+  const rate = fmt.int(plan.ratePerSec);
+  section(`6. HTTP: ack latency at ${rate} requests/s offered, ${plan.connections} connections`);
+  console.log(
+    'Server, requests and checks as in 5.\n' +
+      `Signed single-event requests, ${fmt.int(plan.warmupRequests)} of warm-up then ${fmt.int(plan.requests)} measured ` +
+      `(${fmt.seconds((plan.requests / plan.ratePerSec) * 1000)}), two senders, each on a server of its own:\n` +
+      `- autocannon with overallRate ${plan.ratePerSec}: it gives each connection a quota per second (${fmt.int(plan.ratePerSec / plan.connections)}/s) and sends\n` +
+      '  it back to back from the start of each second, so the load arrives as a burst at up to 64 in flight\n' +
+      '  early in each second, then nothing. Latency: written to the socket -> response complete.\n' +
+      `- evenly paced: one request every ${fmt.ms(1000 / plan.ratePerSec)} ms (node:http keep-alive agent, at most ${plan.connections} connections),\n` +
+      '  open loop; latency from the scheduled send time, so waiting for a free connection counts too.\n' +
+      (RUNS > 1 ? `Each row is the run with the median p99 of ${RUNS}; all runs are listed below.\n` : ''),
+  );
+  const base = {
+    batchSize: null,
+    connections: plan.connections,
+    overallRate: plan.ratePerSec,
+    warmupRequests: plan.warmupRequests,
+    measure: { requests: plan.requests },
+    server: serverOptions(),
+    limitMs: PLAN.http.limitMs,
+  } as const;
+  const bursty = await httpRunsOf(
+    'latency, autocannon',
+    { ...base, sender: 'autocannon' },
+    (x) => x.measured.latency.p99,
+    'lower',
+  );
+  const even = await httpRunsOf(
+    'latency, paced',
+    { ...base, sender: 'paced' },
+    (x) => (x.measured.fromSchedule ?? x.measured.latency).p99,
+    'lower',
+  );
+  const a = bursty.median;
+  const e = even.median;
+  const evenLatency = e.measured.fromSchedule ?? e.measured.latency;
+  console.log(
+    markdownTable(
+      [...LATENCY_HEADERS, 'requests/s', 'non-2xx', ...SERVER_HEADERS],
+      [
+        [
+          ...latencyRow('autocannon overallRate: written -> response', a.measured.latency),
+          fmt.int(a.requestsPerSec),
+          non2xxCell(a.measured),
+          ...serverCells(a),
+        ],
+        [
+          ...latencyRow('evenly paced: scheduled -> response', evenLatency),
+          fmt.int(e.requestsPerSec),
+          non2xxCell(e.measured),
+          ...serverCells(e),
+        ],
+        [
+          ...latencyRow('evenly paced: request call -> response', e.measured.latency),
+          '',
+          '',
+          '',
+          '',
+          '',
+          '',
+          '',
+        ],
+      ],
+    ),
+  );
+  if (RUNS > 1) {
+    console.log('');
+    console.log(
+      markdownTable(
+        ['run', 'sender', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'server loop busy', 'writes/commit'],
+        [
+          ...bursty.all.map((x, i) => ({ x, i, sender: 'autocannon', d: x.measured.latency })),
+          ...even.all.map((x, i) => ({
+            x,
+            i,
+            sender: 'paced',
+            d: x.measured.fromSchedule ?? x.measured.latency,
+          })),
+        ].map(({ x, i, sender, d }) => [
+          String(i + 1),
+          sender,
+          fmt.ms(d.p50),
+          fmt.ms(d.p90),
+          fmt.ms(d.p99),
+          fmt.ms(d.max),
+          `${fmt.int(x.serverLoopUtilisation * 100)} %`,
+          x.commits > 0 ? fmt.one(x.writes / x.commits) : 'n/a',
+        ]),
+        ['left', 'left'],
+      ),
+    );
+  }
+  console.log('\nautocannon:');
+  printStored(bursty.all);
+  console.log('\nevenly paced:');
+  printStored(even.all);
+  summary.push(
+    {
+      scenario: `HTTP ack latency at ${rate}/s (autocannon), p50 / p90`,
+      result: `${fmt.ms(a.measured.latency.p50)} / ${fmt.ms(a.measured.latency.p90)} ms`,
+      target: '—',
+      status: '—',
+    },
+    {
+      scenario: `HTTP ack latency at ${rate}/s (autocannon), p99`,
+      result: `${fmt.ms(a.measured.latency.p99)} ms`,
+      target: `< ${TARGETS.httpLatencyP99Ms} ms`,
+      status: below(a.measured.latency.p99, TARGETS.httpLatencyP99Ms),
+    },
+    {
+      scenario: `HTTP ack latency at ${rate}/s (autocannon), max`,
+      result: `${fmt.ms(a.measured.latency.max)} ms`,
+      target: '—',
+      status: '—',
+    },
+    {
+      scenario: `HTTP ack latency at ${rate}/s (evenly paced), p50 / p90`,
+      result: `${fmt.ms(evenLatency.p50)} / ${fmt.ms(evenLatency.p90)} ms`,
+      target: '—',
+      status: '—',
+    },
+    {
+      scenario: `HTTP ack latency at ${rate}/s (evenly paced), p99`,
+      result: `${fmt.ms(evenLatency.p99)} ms`,
+      target: `< ${TARGETS.httpLatencyP99Ms} ms`,
+      status: below(evenLatency.p99, TARGETS.httpLatencyP99Ms),
+    },
+    {
+      scenario: `HTTP ack latency at ${rate}/s (evenly paced), max`,
+      result: `${fmt.ms(evenLatency.max)} ms`,
+      target: '—',
+      status: '—',
+    },
+  );
+}
+
+async function runHttpBatch(): Promise<void> {
+  const plan = PLAN.http.batch;
+  section(`7. HTTP: signed batches of ${plan.batchSize} events, ${plan.connections} connections`);
+  console.log(
+    'Server, requests and checks as in 5.\n' +
+      `autocannon, ${plan.connections} connections, bodies \`{ "events": [${plan.batchSize} events] }\` (~${fmt.int((plan.batchSize * 150) / 1000)} KB), as fast as answers come:\n` +
+      `${plan.warmupRequests} requests of warm-up, then as many as make about ${plan.seconds} s. events/s = 2xx responses × ${plan.batchSize} / time.\n` +
+      runsNote(),
+  );
+  const {
+    median: r,
+    rates,
+    all,
+  } = await httpRunsOf(
+    'batch',
+    {
+      sender: 'autocannon',
+      batchSize: plan.batchSize,
+      connections: plan.connections,
+      warmupRequests: plan.warmupRequests,
+      measure: { seconds: plan.seconds },
+      server: serverOptions(),
+      limitMs: PLAN.http.limitMs,
+    },
+    (x) => x.eventsPerSec,
+  );
+  const m = r.measured;
+  console.log(
+    markdownTable(
+      [
+        'requests',
+        'events',
+        'time',
+        'events/s',
+        'all runs',
+        'request p50 ms',
+        'request p99 ms',
+        'non-2xx',
+        ...SERVER_HEADERS,
+      ],
+      [
+        [
+          fmt.int(m.ok),
+          fmt.int(m.ok * plan.batchSize),
+          fmt.seconds(m.elapsedMs),
+          fmt.int(r.eventsPerSec),
+          runsCell(rates),
+          fmt.ms(m.latency.p50),
+          fmt.ms(m.latency.p99),
+          non2xxCell(m),
+          ...serverCells(r),
+        ],
+      ],
+    ),
+  );
+  printStored(all);
+  summary.push({
+    scenario: `HTTP signed batches of ${plan.batchSize}, ${plan.connections} connections`,
+    result: `${fmt.int(r.eventsPerSec)} events/s`,
+    target: `≥ ${fmt.int(TARGETS.httpBatch)} events/s`,
+    status: atLeast(r.eventsPerSec, TARGETS.httpBatch),
+  });
+}
+
+/** One summary row: every HTTP run answered 2xx only and stored exactly what it acknowledged. */
+function checkHttpRuns(): void {
+  const non2xx = httpRuns.reduce(
+    (n, { result }) =>
+      n + result.warmup.non2xx + result.measured.non2xx + result.warmup.errors + result.measured.errors,
+    0,
+  );
+  const mismatched = httpRuns.filter(({ result }) => result.stopped.stored !== result.acknowledged);
+  const matching = httpRuns.length - mismatched.length;
+  for (const { scenario, result } of mismatched) {
+    console.log(`\nMISMATCH in HTTP ${scenario}: ${storedLine(result)}.`);
+  }
+  const acknowledged = httpRuns.reduce((n, { result }) => n + result.acknowledged, 0);
+  summary.push({
+    scenario: 'HTTP runs: non-2xx + errors; stored = acknowledged',
+    result: `${fmt.int(non2xx)}; ${matching} of ${httpRuns.length} runs (${fmt.int(acknowledged)} events)`,
+    target: `0; all ${httpRuns.length}`,
+    status: non2xx === 0 && matching === httpRuns.length ? 'PASS' : 'MISS',
+  });
+}
+
 function printSummary(): void {
   const cpuList = cpus();
   section('Summary (Markdown)');
@@ -478,6 +891,10 @@ async function main(): Promise<void> {
   await runBatches();
   await runEndToEnd();
   await runLatency();
+  await runHttpSingle();
+  await runHttpLatency();
+  await runHttpBatch();
+  checkHttpRuns();
   printSummary();
   console.log(
     `\nBenchmark took ${fmt.seconds(performance.now() - started)}; machine CPU meanwhile: ${describeCpuUse(cpuBefore)}.`,

@@ -42,7 +42,7 @@ async function withBench<T>(fn: (bench: Bench) => Promise<T>): Promise<T> {
 }
 
 /** A small, realistic payload (~150 bytes serialised). */
-function orderPayload(i: number): {
+export function orderPayload(i: number): {
   orderId: string;
   customerId: string;
   amountCents: number;
