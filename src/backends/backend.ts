@@ -115,7 +115,10 @@ export interface ClaimRequest {
 
 export interface ClaimResult {
   readonly deliveries: ClaimedDelivery[];
-  /** Earliest time anything else of this destination is due, or null if nothing is queued. */
+  /**
+   * Earliest time anything else of this destination is due, or null if nothing is queued. A
+   * backend may answer null when it filled the limit (the caller claims again at once).
+   */
   readonly nextDueAt: number | null;
 }
 

@@ -1,4 +1,4 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac, createSecretKey, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { verifyStandardWebhook } from '../destinations/standard-webhooks.js';
 
 export type SignatureFailure = 'missing_signature' | 'invalid_signature' | 'stale_timestamp';
@@ -26,6 +26,19 @@ function safeEqualHex(expectedHex: string, givenHex: string): boolean {
   return expected.length === given.length && timingSafeEqual(expected, given);
 }
 
+const keys = new Map<string, KeyObject>();
+
+/** The secret as a key object, made once per secret rather than on every request. */
+function keyOf(secret: string): KeyObject {
+  let key = keys.get(secret);
+  if (!key) {
+    key = createSecretKey(Buffer.from(secret, 'utf8'));
+    if (keys.size > 64) keys.clear();
+    keys.set(secret, key);
+  }
+  return key;
+}
+
 /** `x-hmac-signature: <hex HMAC-SHA256(secret, rawBody)>`, also `sha256=<hex>`. */
 export function verifyHmacSignature(
   header: string,
@@ -34,7 +47,7 @@ export function verifyHmacSignature(
 ): SignatureCheck {
   const given = header.trim().replace(/^sha256=/i, '');
   for (const [index, secret] of secrets.entries()) {
-    const expected = createHmac('sha256', secret).update(body).digest('hex');
+    const expected = createHmac('sha256', keyOf(secret)).update(body).digest('hex');
     if (safeEqualHex(expected, given)) return { ok: true, secretIndex: index, scheme: 'hmac' };
   }
   return { ok: false, reason: 'invalid_signature' };

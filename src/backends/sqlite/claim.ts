@@ -85,7 +85,9 @@ export function claimDeliveries(
       event: toEvent(row),
     };
   });
-  return { deliveries, nextDueAt: nextDueAt(ctx, request.destination) };
+  // A full claim will be followed by another at once, which looks up the next due time then.
+  const full = deliveries.length === limit;
+  return { deliveries, nextDueAt: full ? null : nextDueAt(ctx, request.destination) };
 }
 
 /** Moves held leases forward; returns the ids whose lease is no longer held by `token`. */

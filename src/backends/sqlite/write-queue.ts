@@ -11,7 +11,11 @@ interface TransactionStatements {
   readonly savepoint: SqliteStatement;
   readonly release: SqliteStatement;
   readonly rollbackTo: SqliteStatement;
+  readonly syncFull: SqliteStatement;
+  readonly syncNormal: SqliteStatement;
 }
+
+type WriteResult = { ok: true; value: unknown } | { ok: false; error: unknown };
 
 interface QueuedWrite {
   readonly run: (touch: Touch) => unknown;
@@ -21,9 +25,10 @@ interface QueuedWrite {
 }
 
 /**
- * Group commit. Every write of one event-loop turn runs in ONE transaction, each inside its
- * own savepoint (a failing write rolls back alone and rejects alone), and all of them settle
- * only after the commit. Concurrent `addEvent` calls therefore share one fsync.
+ * Group commit. Every write of one event-loop turn runs in ONE transaction, and all of them
+ * settle only after the commit. A failing write rolls back alone and rejects alone: the batch
+ * is then run again with a savepoint around each write (the common case pays for none).
+ * Concurrent `addEvent` calls therefore share one fsync.
  *
  * A batch that holds a durable write (ingest, dead-lettering, replay) commits with
  * `synchronous=FULL`. A batch of bookkeeping only (claims, lease renewals, completions)
@@ -89,31 +94,22 @@ export class WriteQueue {
   private commit(batch: QueuedWrite[]): void {
     const durable = batch.some((w) => w.durable);
     const tx = this.statements();
-    const results: ({ ok: true; value: unknown } | { ok: false; error: unknown })[] = [];
+    const results: WriteResult[] = [];
     const touched = new Set<string>();
     const touch: Touch = (destination) => touched.add(destination);
     try {
       if (durable !== this.full) {
-        this.db.pragma(durable ? 'synchronous = FULL' : 'synchronous = NORMAL');
+        (durable ? tx.syncFull : tx.syncNormal).run();
         this.full = durable;
       }
       tx.begin.run();
-      if (batch.length === 1) {
-        // One write: the transaction itself is its savepoint.
-        results.push({ ok: true, value: batch[0]!.run(touch) });
-      } else {
-        for (const write of batch) {
-          tx.savepoint.run();
-          try {
-            const value = write.run(touch);
-            tx.release.run();
-            results.push({ ok: true, value });
-          } catch (error) {
-            tx.rollbackTo.run();
-            tx.release.run();
-            results.push({ ok: false, error });
-          }
-        }
+      if (!this.runOptimistically(batch, touch, results)) {
+        // A write failed: undo the batch and run it again, each write in its own savepoint, so
+        // only the failing one is rolled back.
+        tx.rollback.run();
+        results.length = 0;
+        tx.begin.run();
+        this.runIsolated(batch, touch, results);
       }
       tx.commit.run();
     } catch (error) {
@@ -124,8 +120,7 @@ export class WriteQueue {
           // the connection is broken; the rejection below reports the cause
         }
       }
-      if (batch.length === 1 && results.length === 0) batch[0]!.reject(error);
-      else this.rejectAll(batch, error);
+      this.rejectAll(batch, error);
       return;
     }
     this.commits += 1;
@@ -138,6 +133,34 @@ export class WriteQueue {
     if (touched.size > 0) this.onCommitted(touched);
   }
 
+  /** Runs every write in the open transaction; false as soon as one throws. */
+  private runOptimistically(batch: readonly QueuedWrite[], touch: Touch, results: WriteResult[]): boolean {
+    for (const write of batch) {
+      try {
+        results.push({ ok: true, value: write.run(touch) });
+      } catch {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  private runIsolated(batch: readonly QueuedWrite[], touch: Touch, results: WriteResult[]): void {
+    const tx = this.statements();
+    for (const write of batch) {
+      tx.savepoint.run();
+      try {
+        const value = write.run(touch);
+        tx.release.run();
+        results.push({ ok: true, value });
+      } catch (error) {
+        tx.rollbackTo.run();
+        tx.release.run();
+        results.push({ ok: false, error });
+      }
+    }
+  }
+
   private statements(): TransactionStatements {
     this.tx ??= {
       begin: this.db.prepare('BEGIN IMMEDIATE'),
@@ -146,6 +169,8 @@ export class WriteQueue {
       savepoint: this.db.prepare('SAVEPOINT w'),
       release: this.db.prepare('RELEASE w'),
       rollbackTo: this.db.prepare('ROLLBACK TO w'),
+      syncFull: this.db.prepare('PRAGMA synchronous = FULL'),
+      syncNormal: this.db.prepare('PRAGMA synchronous = NORMAL'),
     };
     return this.tx;
   }
