@@ -1,5 +1,5 @@
 import type { SqliteDatabase } from '../backends/sqlite/database.js';
-import { BackendError } from '../errors.js';
+import { applyMigrations, type Migration } from '../backends/sqlite/apply-migrations.js';
 
 /**
  * Marks a file as a Steadfast audit database (`PRAGMA application_id`, "SFAU"), so the audit
@@ -12,7 +12,7 @@ export const AUDIT_APPLICATION_ID = 0x53464155;
  * next number. Times are ISO-8601 UTC text (`timestamp`, `archived_at`), JSON columns hold
  * canonical JSON, `processing_latency` is in ms.
  */
-const AUDIT_MIGRATIONS: readonly { readonly version: number; readonly sql: string }[] = [
+const AUDIT_MIGRATIONS: readonly Migration[] = [
   {
     version: 1,
     sql: `
@@ -50,45 +50,11 @@ const AUDIT_MIGRATIONS: readonly { readonly version: number; readonly sql: strin
 /** The audit schema version this code writes (`PRAGMA user_version`). */
 export const AUDIT_SCHEMA_VERSION = AUDIT_MIGRATIONS.length;
 
-/**
- * Applies every audit migration newer than the file's `user_version`, inside one
- * `BEGIN EXCLUSIVE` transaction so two processes opening a new file cannot both migrate it.
- * Throws `BackendError` for a file that holds anything else (another application's tables, the
- * processor's own store) or a newer audit schema.
- * Returns the versions applied.
- */
+/** Brings an audit file to the current schema; refuses any other kind of file. */
 export function migrateAuditDatabase(db: SqliteDatabase): number[] {
-  const applied: number[] = [];
-  db.exec('BEGIN EXCLUSIVE');
-  try {
-    const applicationId = db.pragma('application_id', { simple: true }) as number;
-    const current = db.pragma('user_version', { simple: true }) as number;
-    const fresh = applicationId === 0 && current === 0 && schemaObjects(db) === 0;
-    if (applicationId !== AUDIT_APPLICATION_ID && !fresh) {
-      throw new BackendError(
-        `${db.name} is not a Steadfast audit database (application_id ${applicationId}, user_version ${current})`,
-      );
-    }
-    if (current > AUDIT_SCHEMA_VERSION) {
-      throw new BackendError(
-        `the audit database schema is version ${current}, newer than this Steadfast understands (${AUDIT_SCHEMA_VERSION})`,
-      );
-    }
-    for (const migration of AUDIT_MIGRATIONS) {
-      if (migration.version <= current) continue;
-      db.exec(migration.sql);
-      applied.push(migration.version);
-    }
-    db.pragma(`application_id = ${AUDIT_APPLICATION_ID}`);
-    db.pragma(`user_version = ${AUDIT_SCHEMA_VERSION}`);
-    db.exec('COMMIT');
-  } catch (error) {
-    db.exec('ROLLBACK');
-    throw error;
-  }
-  return applied;
-}
-
-function schemaObjects(db: SqliteDatabase): number {
-  return (db.prepare('SELECT COUNT(*) AS n FROM sqlite_master').get() as { n: number }).n;
+  return applyMigrations(db, {
+    name: 'audit database',
+    applicationId: AUDIT_APPLICATION_ID,
+    migrations: AUDIT_MIGRATIONS,
+  });
 }

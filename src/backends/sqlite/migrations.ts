@@ -1,4 +1,4 @@
-import { BackendError } from '../../errors.js';
+import { applyMigrations, type Migration } from './apply-migrations.js';
 import type { SqliteDatabase } from './database.js';
 
 /**
@@ -6,7 +6,7 @@ import type { SqliteDatabase } from './database.js';
  * They run inside one `BEGIN EXCLUSIVE` transaction, so two processes opening a new file at
  * the same moment cannot both migrate it.
  */
-const MIGRATIONS: readonly { readonly version: number; readonly sql: string }[] = [
+const MIGRATIONS: readonly Migration[] = [
   {
     version: 1,
     sql: `
@@ -101,27 +101,14 @@ const MIGRATIONS: readonly { readonly version: number; readonly sql: string }[] 
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
 
-/** Applies every migration newer than the file's `user_version`. Returns the versions applied. */
+/** Marks a file as a Steadfast event store ("STFD"). */
+export const STORE_APPLICATION_ID = 0x53544644;
+
+/** Brings an event-store file to the current schema (see `applyMigrations`). */
 export function migrate(db: SqliteDatabase): number[] {
-  const applied: number[] = [];
-  db.exec('BEGIN EXCLUSIVE');
-  try {
-    const current = db.pragma('user_version', { simple: true }) as number;
-    if (current > SCHEMA_VERSION) {
-      throw new BackendError(
-        `the database schema is version ${current}, newer than this Steadfast understands (${SCHEMA_VERSION})`,
-      );
-    }
-    for (const migration of MIGRATIONS) {
-      if (migration.version <= current) continue;
-      db.exec(migration.sql);
-      applied.push(migration.version);
-    }
-    db.pragma(`user_version = ${SCHEMA_VERSION}`);
-    db.exec('COMMIT');
-  } catch (error) {
-    db.exec('ROLLBACK');
-    throw error;
-  }
-  return applied;
+  return applyMigrations(db, {
+    name: 'event store',
+    applicationId: STORE_APPLICATION_ID,
+    migrations: MIGRATIONS,
+  });
 }

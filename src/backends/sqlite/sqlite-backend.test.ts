@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { tempDir } from '../../../test/support/temp-dir.js';
+import { SqliteAuditStore } from '../../audit/sqlite-audit-store.js';
 import { createProcessor } from '../../core/processor.js';
 import { BackendError, LeaseLostError } from '../../errors.js';
 import { toEnvelope } from '../../event.js';
@@ -89,6 +90,15 @@ describe('SqliteBackend', () => {
     const raw = new Database(path, { readonly: true });
     expect(raw.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
     raw.close();
+  });
+
+  it("refuses a file that is not an event store, such as the audit log's", async () => {
+    const audit = new SqliteAuditStore({ path: join(dir.path, 'audit.db') });
+    audit.open();
+    audit.close();
+    await expect(new SqliteBackend({ path: join(dir.path, 'audit.db') }).open()).rejects.toThrow(
+      /is not a Steadfast event store/,
+    );
   });
 
   it('answers writes after close with a BackendError', async () => {
