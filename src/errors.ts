@@ -16,7 +16,9 @@ export type ErrorCode =
   | 'destination_conflict'
   | 'backend_error'
   | 'http_status'
-  | 'config_error';
+  | 'config_error'
+  | 'circuit_open'
+  | 'retry_exhausted';
 
 export abstract class SteadfastError extends Error {
   abstract readonly code: ErrorCode;
@@ -117,4 +119,77 @@ export class DestinationConflictError extends SteadfastError {
 /** The storage backend failed (disk full, database locked for too long, connection lost). */
 export class BackendError extends SteadfastError {
   readonly code = 'backend_error';
+}
+
+/**
+ * A circuit breaker refused a call: it is open, or half-open with every probe slot taken.
+ * `reopensAt` is when an open circuit lets a probe through (epoch ms), `null` when half-open.
+ */
+export class CircuitOpenError extends SteadfastError {
+  readonly code = 'circuit_open';
+  readonly reopensAt: number | null;
+
+  constructor(reopensAt: number | null, message?: string, options?: { cause?: unknown }) {
+    super(
+      message ??
+        (reopensAt === null
+          ? 'circuit is half-open and every probe slot is taken'
+          : `circuit is open until ${new Date(reopensAt).toISOString()}`),
+      options,
+    );
+    this.reopensAt = reopensAt;
+  }
+}
+
+export function isCircuitOpenError(value: unknown): value is CircuitOpenError {
+  return value instanceof CircuitOpenError;
+}
+
+/** The name, code and message of one failed attempt (see `executeWithRetry`). */
+export interface AttemptErrorInfo {
+  readonly name: string;
+  readonly code: string | null;
+  readonly message: string;
+}
+
+/** One attempt made by `executeWithRetry`. */
+export interface AttemptHistory {
+  /** 1-based. */
+  readonly number: number;
+  readonly startedAt: number;
+  readonly durationMs: number;
+  /** `null` when the attempt succeeded. */
+  readonly error: AttemptErrorInfo | null;
+  /** The wait scheduled after this attempt before the next one; `null` when none followed. */
+  readonly delayMs: number | null;
+}
+
+/**
+ * `executeWithRetry` gave up: the last error was not retryable (`reason: 'permanent'`) or the
+ * attempts ran out (`reason: 'exhausted'`). `cause` is the last error; `attempts` the history.
+ */
+export class RetryExhaustedError extends SteadfastError {
+  readonly code = 'retry_exhausted';
+  readonly reason: 'permanent' | 'exhausted';
+  readonly attempts: readonly AttemptHistory[];
+
+  constructor(
+    reason: 'permanent' | 'exhausted',
+    attempts: readonly AttemptHistory[],
+    options: { cause: unknown },
+  ) {
+    const last = attempts[attempts.length - 1]?.error;
+    const why = reason === 'permanent' ? 'a non-retryable error' : 'the last allowed attempt failed';
+    super(
+      `gave up after ${attempts.length} attempt${attempts.length === 1 ? '' : 's'} (${why})` +
+        (last ? `: ${last.name}: ${last.message}` : ''),
+      options,
+    );
+    this.reason = reason;
+    this.attempts = attempts;
+  }
+}
+
+export function isRetryExhaustedError(value: unknown): value is RetryExhaustedError {
+  return value instanceof RetryExhaustedError;
 }

@@ -37,3 +37,5 @@ export * from './audit/audit-record.js';
 export * from './audit/audit-store-error.js';
 export * from './audit/sqlite-audit-store.js';
 export * from './destinations/audit-log.js';
+export * from './policies/circuit-breaker.js';
+export * from './policies/execute-with-retry.js';

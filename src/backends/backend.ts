@@ -41,8 +41,12 @@ export interface Backend {
 
   /** Settles an attempt as a success. Throws `LeaseLostError` if the lease is not held. */
   complete(lease: Lease, attempt: AttemptReport): Promise<void>;
-  /** Records a failed attempt and schedules the next at `runAt`. */
-  retry(lease: Lease, attempt: AttemptReport, runAt: number): Promise<void>;
+  /**
+   * Records a failed attempt and schedules the next at `runAt`. With `charge: false` (a failed
+   * circuit-breaker probe: the destination's fault) the attempt is recorded as `probe_failed`
+   * and does not use up the delivery's attempt budget.
+   */
+  retry(lease: Lease, attempt: AttemptReport, runAt: number, options?: { charge?: boolean }): Promise<void>;
   /** Records the final failed attempt and moves the delivery to the dead-letter queue. */
   deadLetter(lease: Lease, attempt: AttemptReport, policy: DeadLetterKeyPolicy): Promise<void>;
   /** Gives a delivery back without counting the attempt (graceful stop). */
@@ -162,7 +166,7 @@ export type DeliveryState =
   | 'dead' // in the dead-letter queue
   | 'discarded'; // dead-lettered, then deleted from the dead-letter queue by an operator
 
-export type AttemptOutcome = 'succeeded' | 'failed' | 'lease_expired';
+export type AttemptOutcome = 'succeeded' | 'failed' | 'lease_expired' | 'probe_failed';
 
 export interface AttemptRecord {
   /** 1-based, counting every attempt the delivery ever had (across replays). */

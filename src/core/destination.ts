@@ -4,6 +4,12 @@ import type { DeadLetterKeyPolicy, DestinationSpec } from '../backends/backend.j
 import { InvalidOptionError } from '../errors.js';
 import type { SteadfastEvent } from '../event.js';
 import type { JsonValue } from '../json.js';
+import type { Clock } from '../clock.js';
+import {
+  CircuitBreaker,
+  CIRCUIT_BREAKER_DEFAULTS,
+  type CircuitBreakerOptions,
+} from '../policies/circuit-breaker.js';
 import { createRetryPolicy, type RetryOptions, type RetryPolicy } from '../policies/retry-policy.js';
 
 /** What a handler gets besides the event. */
@@ -43,6 +49,13 @@ export interface DestinationOptions {
   timeoutMs?: number;
   /** How long a claimed delivery stays leased without renewal; renewed every third while running. default 30000 */
   leaseMs?: number;
+  /**
+   * The destination's circuit breaker, or `false` for none. While it is open nothing is claimed
+   * for the destination and no attempts are spent; a failed half-open probe is not charged to
+   * its delivery. default: on, with `CIRCUIT_BREAKER_DEFAULTS` (5 consecutive failures or 50 %
+   * of at least 10 calls in 60 s open it for 30 s; 1 probe)
+   */
+  circuitBreaker?: Omit<CircuitBreakerOptions, 'clock'> | false;
 }
 
 export const DESTINATION_DEFAULTS = {
@@ -62,6 +75,7 @@ const optionsSchema = z.strictObject({
   retry: z.record(z.string(), z.unknown()).optional(),
   timeoutMs: z.int().min(1).max(86_400_000).optional(),
   leaseMs: z.int().min(50).max(86_400_000).optional(),
+  circuitBreaker: z.union([z.literal(false), z.record(z.string(), z.number())]).optional(),
 });
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$/;
@@ -73,6 +87,10 @@ export interface ResolvedDestination {
   readonly timeoutMs: number;
   readonly leaseMs: number;
   readonly retry: RetryPolicy;
+  /** Null when the destination runs without one. */
+  readonly breaker: CircuitBreaker | null;
+  /** Probes allowed at once while half-open. */
+  readonly halfOpenMaxProbes: number;
   readonly handler: Handler;
 }
 
@@ -81,6 +99,7 @@ export function resolveDestination(
   name: string,
   options: DestinationOptions,
   handler: Handler,
+  clock: Clock,
 ): ResolvedDestination {
   if (!NAME.test(name)) {
     throw new InvalidOptionError(
@@ -108,6 +127,9 @@ export function resolveDestination(
     timeoutMs: o.timeoutMs ?? DESTINATION_DEFAULTS.timeoutMs,
     leaseMs: o.leaseMs ?? DESTINATION_DEFAULTS.leaseMs,
     retry: createRetryPolicy(options.retry ?? {}),
+    breaker: o.circuitBreaker === false ? null : new CircuitBreaker({ ...options.circuitBreaker, clock }),
+    halfOpenMaxProbes:
+      (options.circuitBreaker || undefined)?.halfOpenMaxProbes ?? CIRCUIT_BREAKER_DEFAULTS.halfOpenMaxProbes,
     handler: handler as Handler,
   };
 }

@@ -43,6 +43,15 @@ export interface ProcessorEventMap {
   'delivery:lease-lost': DeliveryInfo;
   /** This worker took over a delivery whose previous worker died or stalled. */
   'delivery:lease-recovered': DeliveryInfo & { readonly leaseExpiries: number };
+  /** A destination's circuit breaker changed state. While open, nothing is claimed for it. */
+  'circuit:state-changed': {
+    readonly destination: string;
+    readonly from: 'closed' | 'open' | 'half-open';
+    readonly to: 'closed' | 'open' | 'half-open';
+    readonly reason: string;
+    readonly trips: number;
+    readonly at: number;
+  };
   'dead-letters:replayed': { readonly ids: readonly string[] };
   'dead-letters:deleted': { readonly ids: readonly string[] };
   'processor:started': { readonly workerId: string; readonly destinations: readonly string[] };

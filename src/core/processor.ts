@@ -134,7 +134,7 @@ export class ReliableEventProcessor {
     if (this.declared.has(name)) {
       throw new DestinationConflictError(`destination ${name} is already declared in this processor`);
     }
-    const resolved = resolveDestination(name, options, handler as Handler);
+    const resolved = resolveDestination(name, options, handler as Handler, this.clock);
     this.declared.add(name);
     this.pendingRegistrations.push(this.ready().then(() => this.backend.registerDestination(resolved.spec)));
     this.dispatcher.add(resolved);

@@ -5,7 +5,9 @@ import { waitFor } from '../../test/support/wait-for.js';
 import type { Backend, ClaimRequest } from '../backends/backend.js';
 import { SqliteBackend } from '../backends/sqlite/sqlite-backend.js';
 import { createProcessor, type ReliableEventProcessor } from '../core/processor.js';
+import { ManualClock } from '../clock.js';
 import { RetryAfterError } from '../errors.js';
+import { settle } from '../../test/support/wait-for.js';
 
 /** A real SQLite backend whose claims answer late, as under a slow disk or a busy lock. */
 function slowClaims(backend: SqliteBackend, delayMs: number): Backend {
@@ -45,5 +47,49 @@ describe('DestinationRunner', () => {
     await processor.addEvent({ type: 't', payload: {} });
     await waitFor(async () => (await processor!.getMetrics()).queueDepth === 0, { timeoutMs: 5000 });
     expect(calls).toBe(2);
+  });
+
+  it('claims nothing while the breaker is open and does not charge a failed probe to the delivery', async () => {
+    const clock = new ManualClock();
+    processor = createProcessor({
+      storage: { kind: 'sqlite', path: join(dir.path, 'breaker.db') },
+      logger: false,
+      clock,
+    });
+    let down = true;
+    const calls: number[] = [];
+    processor.destination(
+      'fragile',
+      {
+        retry: { baseDelayMs: 100, jitter: false, maxAttempts: 2 },
+        circuitBreaker: { failureThreshold: 1, recoveryTimeoutMs: 1000 },
+      },
+      async (_event, ctx) => {
+        calls.push(ctx.attempt);
+        if (down) throw new Error('unavailable');
+      },
+    );
+    await processor.start();
+    const { eventId } = await processor.addEvent({ type: 't', payload: {} });
+    const delivery = async () => (await processor!.getEvent(eventId))!.deliveries[0]!;
+    await waitFor(async () => (await delivery()).state === 'retrying');
+
+    // The retry falls due after 100 ms, but the breaker stays open for 1000 ms: no attempt.
+    clock.advance(500);
+    await settle();
+    expect(calls).toEqual([1]);
+
+    clock.advance(500); // half-open: one probe, which fails and re-opens the breaker
+    await waitFor(() => calls.length === 2);
+    await waitFor(async () => (await delivery()).history.length === 2);
+    expect(await delivery()).toMatchObject({ state: 'retrying', attempts: 1 });
+
+    down = false;
+    clock.advance(1000); // the next probe succeeds and closes the breaker
+    await waitFor(async () => (await delivery()).state === 'succeeded');
+    const done = await delivery();
+    expect(done.history.map((a) => a.outcome)).toEqual(['failed', 'probe_failed', 'succeeded']);
+    expect(calls).toEqual([1, 2, 2]);
+    expect((await processor.deadLetters.stats()).count).toBe(0);
   });
 });

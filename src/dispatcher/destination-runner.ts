@@ -23,6 +23,8 @@ interface InFlight {
   released: boolean;
   /** Its concurrency slot was given back (once the outcome write was issued). */
   slotFreed: boolean;
+  /** A half-open circuit breaker's probe: its failure is charged to the destination. */
+  readonly probe: boolean;
 }
 
 /** How long to wait before claiming again after the store failed. */
@@ -52,7 +54,19 @@ export class DestinationRunner {
   constructor(
     private readonly destination: ResolvedDestination,
     private readonly deps: RunnerDeps,
-  ) {}
+  ) {
+    const breaker = destination.breaker;
+    breaker?.onStateChange((change) =>
+      deps.events.emit('circuit:state-changed', {
+        destination: destination.spec.name,
+        from: change.from,
+        to: change.to,
+        reason: change.reason,
+        trips: breaker.getMetrics().trips,
+        at: change.at,
+      }),
+    );
+  }
 
   get name(): string {
     return this.destination.spec.name;
@@ -118,6 +132,12 @@ export class DestinationRunner {
       return;
     }
     if (this.destination.concurrency - this.busy <= 0) return;
+    const breaker = this.destination.breaker;
+    if (breaker?.getState().kind === 'open') {
+      // Paused: nothing is claimed and no attempt is spent until the recovery timeout.
+      this.scheduleWake(breaker.nextAttemptAt());
+      return;
+    }
     this.claiming = this.claim().finally(() => {
       this.claiming = null;
       if (this.running && this.claimAgain) this.pump();
@@ -132,34 +152,59 @@ export class DestinationRunner {
     this.claimAgain = false;
     this.claimSized = false;
     let requested = 0;
+    let probes = 0;
     let result: ClaimResult;
     try {
       result = await this.deps.backend.claim({
         destination: this.name,
         limit: () => {
           this.claimSized = true;
-          requested = this.running ? Math.max(0, this.destination.concurrency - this.busy) : 0;
+          const free = this.running ? Math.max(0, this.destination.concurrency - this.busy) : 0;
+          ({ allowed: requested, probes } = this.admit(free));
           return requested;
         },
         leaseMs: this.destination.leaseMs,
         workerId: this.deps.workerId,
       });
     } catch (error) {
+      this.releaseProbes(probes);
       if (!this.running) return;
       this.deps.events.emit('processor:error', { error, during: `claim ${this.name}` });
       this.scheduleWake(this.deps.clock.now() + CLAIM_ERROR_BACKOFF_MS);
       return;
     }
+    this.releaseProbes(Math.max(0, probes - result.deliveries.length));
     if (!this.running) {
+      this.releaseProbes(Math.min(probes, result.deliveries.length));
       // Stopped while the claim was on its way: hand everything straight back.
       await Promise.all(
         result.deliveries.map((d) => this.deps.backend.release(d.lease).catch(() => undefined)),
       );
       return;
     }
-    for (const delivery of result.deliveries) this.run(delivery);
+    result.deliveries.forEach((delivery, i) => this.run(delivery, i < probes));
     if (requested > 0 && result.deliveries.length === requested) this.claimAgain = true;
     this.scheduleWake(result.nextDueAt);
+  }
+
+  /**
+   * How many attempts may start: all free slots while the breaker is closed (or absent), none
+   * while open, and the free probe slots (reserved here) while half-open.
+   */
+  private admit(free: number): { allowed: number; probes: number } {
+    const breaker = this.destination.breaker;
+    if (!breaker || free === 0) return { allowed: free, probes: 0 };
+    const state = breaker.getState();
+    if (state.kind === 'closed') return { allowed: free, probes: 0 };
+    if (state.kind === 'open') return { allowed: 0, probes: 0 };
+    let probes = 0;
+    const wanted = Math.min(free, this.destination.halfOpenMaxProbes - state.probesInFlight);
+    while (probes < wanted && breaker.tryAcquire()) probes += 1;
+    return { allowed: probes, probes };
+  }
+
+  private releaseProbes(count: number): void {
+    for (let i = 0; i < count; i++) this.destination.breaker?.release();
   }
 
   private scheduleWake(at: number | null): void {
@@ -216,7 +261,7 @@ export class DestinationRunner {
     }
   }
 
-  private run(delivery: ClaimedDelivery): void {
+  private run(delivery: ClaimedDelivery, probe: boolean): void {
     const info: DeliveryInfo = {
       deliveryId: delivery.lease.deliveryId,
       destination: this.name,
@@ -234,6 +279,7 @@ export class DestinationRunner {
       done: new Promise<void>((resolve) => (settle = resolve)),
       released: false,
       slotFreed: false,
+      probe,
     };
     this.inFlight.set(info.deliveryId, flight);
     this.busy += 1;
@@ -259,7 +305,8 @@ export class DestinationRunner {
       const error = new LeaseExpiredError(
         `attempt ${delivery.attempt - 1} of ${retry.maxAttempts} was lost with its worker; no attempts left`,
       );
-      await this.settleFailure(flight, { startedAt, durationMs: 0, error: toErrorInfo(error) }, error);
+      if (flight.probe) this.destination.breaker?.release();
+      await this.settleFailure(flight, { startedAt, durationMs: 0, error: toErrorInfo(error) }, error, false);
       return;
     }
 
@@ -270,9 +317,13 @@ export class DestinationRunner {
     } catch (error) {
       failure = { error };
     }
-    if (flight.released) return;
+    if (flight.released) {
+      if (flight.probe) this.destination.breaker?.release();
+      return;
+    }
     const durationMs = clock.now() - startedAt;
     if (failure === null) {
+      this.destination.breaker?.recordSuccess();
       const ok = await this.settle(flight, () =>
         this.deps.backend.complete(flight.lease, { startedAt, durationMs }),
       );
@@ -286,9 +337,43 @@ export class DestinationRunner {
     );
   }
 
-  private async settleFailure(flight: InFlight, report: AttemptReport, error: unknown): Promise<void> {
+  private async settleFailure(
+    flight: InFlight,
+    report: AttemptReport,
+    error: unknown,
+    fromHandler = true,
+  ): Promise<void> {
     const { backend, clock, events } = this.deps;
     const errorInfo = report.error ?? toErrorInfo(error);
+    // Only retryable failures are the destination's fault; a permanent one is the event's.
+    const destinationFault = fromHandler && this.destination.retry.isRetryable(error);
+    const breaker = this.destination.breaker;
+    if (breaker && fromHandler) {
+      if (destinationFault) breaker.recordFailure();
+      else if (flight.probe) breaker.release();
+    }
+    if (breaker && flight.probe && destinationFault) {
+      // A failed probe re-opened the breaker: charged to the destination, not to the event.
+      const runAt = Math.max(clock.now(), breaker.nextAttemptAt() ?? clock.now());
+      events.emit('delivery:failed', {
+        ...flight.info,
+        durationMs: report.durationMs,
+        error: errorInfo,
+        willRetry: true,
+      });
+      const ok = await this.settle(flight, () =>
+        backend.retry(flight.lease, report, runAt, { charge: false }),
+      );
+      if (ok) {
+        events.emit('delivery:retry-scheduled', {
+          ...flight.info,
+          runAt,
+          delayMs: runAt - clock.now(),
+          error: errorInfo,
+        });
+      }
+      return;
+    }
     const decision = this.destination.retry.decide(error, flight.info.attempt);
     events.emit('delivery:failed', {
       ...flight.info,

@@ -41,6 +41,12 @@ export function subscribeLogs(events: ProcessorEvents, logger: Logger): () => vo
       logger.warn(e, 'took over a delivery whose worker stopped renewing its lease'),
     ),
     events.on('delivery:lease-lost', (e) => logger.warn(e, 'lease lost before the attempt was recorded')),
+    events.on('circuit:state-changed', (e) =>
+      (e.to === 'open' ? logger.warn.bind(logger) : logger.info.bind(logger))(
+        { destination: e.destination, from: e.from, to: e.to, reason: e.reason, trips: e.trips },
+        e.to === 'open' ? 'circuit opened: deliveries to this destination are paused' : `circuit ${e.to}`,
+      ),
+    ),
     events.on('dead-letters:replayed', (e) => logger.info({ count: e.ids.length }, 'dead letters replayed')),
     events.on('dead-letters:deleted', (e) => logger.info({ count: e.ids.length }, 'dead letters deleted')),
   ];

@@ -75,7 +75,25 @@ export function createPrometheusMetrics(processor: ReliableEventProcessor): Prom
     },
   });
 
+  const circuitState = new Gauge({
+    name: 'steadfast_circuit_state',
+    help: 'Circuit breaker state by destination: 0 closed, 1 half-open, 2 open',
+    labelNames: ['destination'] as const,
+    registers: [registry],
+  });
+  const circuitTrips = new Counter({
+    name: 'steadfast_circuit_trips_total',
+    help: 'Times a destination circuit breaker opened',
+    labelNames: ['destination'] as const,
+    registers: [registry],
+  });
+  const STATE_VALUE = { closed: 0, 'half-open': 1, open: 2 } as const;
+
   const off = [
+    processor.on('circuit:state-changed', (e) => {
+      circuitState.set({ destination: e.destination }, STATE_VALUE[e.to]);
+      if (e.to === 'open') circuitTrips.inc({ destination: e.destination });
+    }),
     processor.on('event:accepted', (e) => {
       ingested.inc({ type: e.type, duplicate: String(e.duplicate) });
       ingestLatency.observe(e.latencyMs / 1000);

@@ -15,7 +15,12 @@ function held(ctx: SqliteContext, lease: Lease): DeliveryRow {
   return row;
 }
 
-function recordAttempt(ctx: SqliteContext, row: DeliveryRow, report: AttemptReport): void {
+function recordAttempt(
+  ctx: SqliteContext,
+  row: DeliveryRow,
+  report: AttemptReport,
+  outcome: 'failed' | 'probe_failed' = 'failed',
+): void {
   ctx.sql
     .get(
       `INSERT OR REPLACE INTO attempts (delivery_id, number, started_at, duration_ms, outcome, error)
@@ -26,7 +31,7 @@ function recordAttempt(ctx: SqliteContext, row: DeliveryRow, report: AttemptRepo
       row.total_attempts,
       report.startedAt,
       Math.round(report.durationMs),
-      'failed',
+      outcome,
       JSON.stringify(report.error ?? null),
     );
 }
@@ -83,17 +88,18 @@ export function retryDelivery(
   report: AttemptReport,
   runAt: number,
   touch: Touch,
+  charge = true,
 ): void {
   const row = held(ctx, lease);
   const now = ctx.clock.now();
-  recordAttempt(ctx, row, report);
+  recordAttempt(ctx, row, report, charge ? 'failed' : 'probe_failed');
   ctx.sql
     .get(
       `UPDATE deliveries SET state = 'retrying', lease_token = NULL, run_at = ?, updated_at = ?, last_error = ?,
-         first_failed_at = COALESCE(first_failed_at, ?), last_failed_at = ?
+         first_failed_at = COALESCE(first_failed_at, ?), last_failed_at = ?, attempts = attempts - ?
        WHERE id = ?`,
     )
-    .run(runAt, now, JSON.stringify(report.error ?? null), report.startedAt, now, row.id);
+    .run(runAt, now, JSON.stringify(report.error ?? null), report.startedAt, now, charge ? 0 : 1, row.id);
   // The destination's next due time moved: its runner must look again.
   touch(row.destination);
 }

@@ -167,8 +167,16 @@ export class SqliteBackend implements Backend {
     return this.write((touch) => completeDelivery(this.context(), lease, attempt, touch), false);
   }
 
-  retry(lease: Lease, attempt: AttemptReport, runAt: number): Promise<void> {
-    return this.write((touch) => retryDelivery(this.context(), lease, attempt, runAt, touch), false);
+  retry(
+    lease: Lease,
+    attempt: AttemptReport,
+    runAt: number,
+    options: { charge?: boolean } = {},
+  ): Promise<void> {
+    return this.write(
+      (touch) => retryDelivery(this.context(), lease, attempt, runAt, touch, options.charge ?? true),
+      false,
+    );
   }
 
   deadLetter(lease: Lease, attempt: AttemptReport, policy: DeadLetterKeyPolicy): Promise<void> {
