@@ -172,6 +172,25 @@ describe('configSchema', () => {
       });
     });
 
+    it('takes a circuit breaker per destination, or false for none, and rejects bad breaker values', () => {
+      const parsed = configSchema.parse({
+        destinations: [
+          http({ circuitBreaker: { failureThreshold: 3, recoveryTimeoutMs: 5000 } }),
+          { name: 'a', kind: 'audit-log', circuitBreaker: false },
+        ],
+      });
+      expect(parsed.destinations.map((d) => d.circuitBreaker)).toEqual([
+        { failureThreshold: 3, recoveryTimeoutMs: 5000 },
+        false,
+      ]);
+      expect(problems({ destinations: [http({ circuitBreaker: { failureRateThreshold: 2 } })] })[0]).toMatch(
+        /^test\.json: destinations\.0\.circuitBreaker/,
+      );
+      expect(problems({ destinations: [http({ circuitBreaker: { tripAfter: 3 } })] })[0]).toMatch(
+        /tripAfter/,
+      );
+    });
+
     it('accepts an empty list (ingest only)', () => {
       expect(configSchema.parse({ destinations: [] }).destinations).toEqual([]);
     });

@@ -101,6 +101,23 @@ const commonDestinationFields = {
   timeoutMs: z.int().min(1).max(86_400_000).optional(),
   /** Lease of a claimed delivery, renewed every third of it. default 30000 */
   leaseMs: z.int().min(50).max(86_400_000).optional(),
+  /**
+   * The destination's circuit breaker, or `false` for none. default: on with 5 consecutive
+   * failures or 50 % of at least 10 calls in 60 s, open for 30 s, 1 probe
+   */
+  circuitBreaker: z
+    .union([
+      z.literal(false),
+      z.strictObject({
+        failureThreshold: z.int().min(1).optional(),
+        recoveryTimeoutMs: z.int().min(0).optional(),
+        monitoringPeriodMs: z.int().min(1).optional(),
+        minimumThroughput: z.int().min(1).optional(),
+        failureRateThreshold: z.number().gt(0).max(1).optional(),
+        halfOpenMaxProbes: z.int().min(1).optional(),
+      }),
+    ])
+    .optional(),
 };
 
 const auditLogDestinationSchema = z.strictObject({

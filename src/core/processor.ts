@@ -55,6 +55,8 @@ export interface ProcessorStats {
   readonly metrics: ProcessorMetrics;
   /** Outcomes per destination in this process since it started. */
   readonly destinations: Readonly<Record<string, DestinationCounters>>;
+  /** Circuit state of each destination this process runs (`none` without a breaker). */
+  readonly circuits: Readonly<Record<string, 'closed' | 'open' | 'half-open' | 'none'>>;
 }
 
 export type ProcessorState = 'idle' | 'running' | 'stopping' | 'stopped';
@@ -250,7 +252,13 @@ export class ReliableEventProcessor {
       this.backend.deadLetters.stats(),
       this.getMetrics(),
     ]);
-    return { queue, deadLetters, metrics, destinations: this.metrics.destinations() };
+    return {
+      queue,
+      deadLetters,
+      metrics,
+      destinations: this.metrics.destinations(),
+      circuits: this.dispatcher.circuitStates(),
+    };
   }
 
   async getHealthStatus(): Promise<HealthStatus> {
@@ -265,7 +273,14 @@ export class ReliableEventProcessor {
       backendError = error;
     }
     return assessHealth(
-      { backendError, queue, deadLetters, failure: this.metrics.failureRate(), now: this.clock.now() },
+      {
+        backendError,
+        queue,
+        deadLetters,
+        failure: this.metrics.failureRate(),
+        circuits: this.dispatcher.circuitStates(),
+        now: this.clock.now(),
+      },
       this.options.health as HealthThresholds,
     );
   }

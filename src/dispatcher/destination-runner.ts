@@ -72,6 +72,10 @@ export class DestinationRunner {
     return this.destination.spec.name;
   }
 
+  get circuitState(): 'closed' | 'open' | 'half-open' | 'none' {
+    return this.destination.breaker?.getState().kind ?? 'none';
+  }
+
   get active(): number {
     return this.inFlight.size;
   }

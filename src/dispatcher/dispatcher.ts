@@ -26,6 +26,11 @@ export class Dispatcher {
     return this.unsubscribe !== null;
   }
 
+  /** Circuit state of each destination this process runs (`none` without a breaker). */
+  circuitStates(): Record<string, 'closed' | 'open' | 'half-open' | 'none'> {
+    return Object.fromEntries([...this.runners].map(([name, runner]) => [name, runner.circuitState]));
+  }
+
   add(destination: ResolvedDestination): void {
     const runner = new DestinationRunner(destination, this.deps);
     this.runners.set(destination.spec.name, runner);

@@ -13,6 +13,7 @@ const base: HealthInputs = {
     topErrors: [],
   },
   failure: { rate: 0, samples: 100 },
+  circuits: { a: 'closed', b: 'none' },
   now: 0,
 };
 
@@ -21,10 +22,24 @@ describe('assessHealth', () => {
     expect(assessHealth(base)).toMatchObject({ status: 'healthy', score: 100 });
   });
 
+  it('degrades while some circuit breakers are open and fails when all are', () => {
+    expect(assessHealth({ ...base, circuits: { a: 'open', b: 'closed' } }).components.circuits).toMatchObject(
+      {
+        status: 'degraded',
+        value: 1,
+        message: 'paused (breaker open or probing): a',
+      },
+    );
+    expect(assessHealth({ ...base, circuits: { a: 'open', b: 'half-open' } })).toMatchObject({
+      status: 'unhealthy',
+      score: 80,
+    });
+  });
+
   it('degrades on failures, an old backlog, many or old dead letters; fails on an unreachable store', () => {
     expect(assessHealth({ ...base, failure: { rate: 0.2, samples: 50 } })).toMatchObject({
       status: 'degraded',
-      score: 88,
+      score: 90,
     });
     expect(assessHealth({ ...base, failure: { rate: 0.9, samples: 5 } }).status).toBe('healthy');
     const old = { pending: 1, retrying: 0, processing: 0, dead: 0, oldestPendingAgeMs: 20 * 60_000 };
@@ -41,6 +56,6 @@ describe('assessHealth', () => {
     });
     expect(down.status).toBe('unhealthy');
     expect(down.components.backend.message).toContain('disk I/O error');
-    expect(down.score).toBe(25);
+    expect(down.score).toBe(40);
   });
 });

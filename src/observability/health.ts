@@ -20,6 +20,7 @@ export interface HealthStatus {
     readonly failureRate: HealthComponent;
     readonly queue: HealthComponent;
     readonly deadLetters: HealthComponent;
+    readonly circuits: HealthComponent;
   };
 }
 
@@ -50,7 +51,7 @@ export const HEALTH_DEFAULTS: HealthThresholds = {
   deadLetterAgeDegradedMs: 86_400_000,
 };
 
-const WEIGHTS = { backend: 30, failureRate: 25, queue: 20, deadLetters: 25 } as const;
+const WEIGHTS = { backend: 25, failureRate: 20, queue: 15, deadLetters: 20, circuits: 20 } as const;
 const RANK: Record<HealthLevel, number> = { healthy: 0, degraded: 1, unhealthy: 2 };
 const CREDIT: Record<HealthLevel, number> = { healthy: 1, degraded: 0.5, unhealthy: 0 };
 
@@ -59,6 +60,8 @@ export interface HealthInputs {
   readonly queue: QueueStats | null;
   readonly deadLetters: DeadLetterStats | null;
   readonly failure: { readonly rate: number; readonly samples: number };
+  /** Circuit state per destination run by this process. */
+  readonly circuits: Readonly<Record<string, 'closed' | 'open' | 'half-open' | 'none'>>;
   readonly now: number;
 }
 
@@ -128,7 +131,19 @@ export function assessHealth(inputs: HealthInputs, t: HealthThresholds = HEALTH_
               : `${dl.count} dead letters; oldest ${Math.round((dl.oldestAgeMs ?? 0) / 3_600_000)} h old`,
         };
 
-  const components = { backend, failureRate, queue, deadLetters };
+  const withBreaker = Object.entries(inputs.circuits).filter(([, state]) => state !== 'none');
+  const notClosed = withBreaker.filter(([, state]) => state !== 'closed').map(([name]) => name);
+  const circuits: HealthComponent = {
+    status:
+      notClosed.length === 0 ? 'healthy' : notClosed.length === withBreaker.length ? 'unhealthy' : 'degraded',
+    value: notClosed.length,
+    message:
+      notClosed.length === 0
+        ? `${withBreaker.length} circuit breakers closed`
+        : `paused (breaker open or probing): ${notClosed.join(', ')}`,
+  };
+
+  const components = { backend, failureRate, queue, deadLetters, circuits };
   let score = 0;
   let status: HealthLevel = 'healthy';
   for (const [name, component] of Object.entries(components) as [keyof typeof WEIGHTS, HealthComponent][]) {

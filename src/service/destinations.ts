@@ -23,6 +23,7 @@ export function buildDestinations(
       onDeadLetter: config.onDeadLetter,
       retry: config.retry,
       leaseMs: config.leaseMs,
+      circuitBreaker: config.circuitBreaker,
     };
     switch (config.kind) {
       case 'audit-log':

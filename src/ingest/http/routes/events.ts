@@ -163,6 +163,7 @@ export function registerEventRoutes(app: FastifyInstance, ctx: RouteContext): vo
               oldestPendingAgeMs: null,
             }),
             ...(stats.destinations[name] ?? { succeeded: 0, failed: 0, retried: 0, deadLettered: 0 }),
+            circuit: stats.circuits[name] ?? null,
           },
         ]),
       ),
