@@ -46,19 +46,25 @@ describe('a destination outage', () => {
     await processor.start();
 
     for (let i = 0; i < EVENTS; i += 500) {
-      await processor.addEvents(Array.from({ length: 500 }, (_, j) => ({ type: 'order', payload: { n: i + j } })));
+      await processor.addEvents(
+        Array.from({ length: 500 }, (_, j) => ({ type: 'order', payload: { n: i + j } })),
+      );
     }
 
     // The outage lasts until the healthy destination has everything and the breaker has
     // re-opened after several failed probes.
     await waitFor(() => healthySink.size === EVENTS, { timeoutMs: 30_000 });
-    await waitFor(() => transitions.filter((t) => t === 'half-open->open').length >= 5, { timeoutMs: 30_000 });
+    await waitFor(() => transitions.filter((t) => t === 'half-open->open').length >= 5, {
+      timeoutMs: 30_000,
+    });
     const spent = attemptsWhileDown;
     expect((await processor.deadLetters.stats()).count).toBe(0);
     // Bounded: the attempts that tripped the breaker (at most one per concurrency slot) plus one
     // probe per recovery timeout — not 5 × 2,000.
     expect(spent).toBeLessThan(100);
-    console.log(`outage: ${spent} attempts spent on ${EVENTS} queued events, breaker ${transitions.join(', ')}`);
+    console.log(
+      `outage: ${spent} attempts spent on ${EVENTS} queued events, breaker ${transitions.join(', ')}`,
+    );
 
     const recovered = Date.now();
     down = false;
