@@ -23,6 +23,7 @@ import type { JsonValue } from '../json.js';
 import { assessHealth, type HealthStatus, type HealthThresholds } from '../observability/health.js';
 import { subscribeLogs } from '../observability/log-subscriber.js';
 import { createLogger } from '../observability/logger.js';
+import { createPrometheusMetrics, type PrometheusMetrics } from '../observability/prometheus.js';
 import {
   MetricsCollector,
   type DestinationCounters,
@@ -84,6 +85,7 @@ export class ReliableEventProcessor {
   private cancelCleanup: CancelTimer | null = null;
   private lifecycle: ProcessorState = 'idle';
   private stopping: Promise<void> | null = null;
+  private readonly prometheusMetrics: PrometheusMetrics;
 
   constructor(options: ProcessorOptions = {}) {
     this.options = resolveOptions(options);
@@ -99,7 +101,21 @@ export class ReliableEventProcessor {
     });
     this.metrics = new MetricsCollector(this.events, () => this.clock.now());
     this.unsubscribeLogs = subscribeLogs(this.events, this.logger);
+    this.prometheusMetrics = createPrometheusMetrics(this);
     this.deadLetters = this.wrapDeadLetters();
+  }
+
+  /**
+   * Prometheus metrics of this processor (prom-client), fed by the core's events from
+   * construction on. The service serves them on `/metrics`.
+   */
+  get prometheus(): PrometheusMetrics {
+    return this.prometheusMetrics;
+  }
+
+  /** The prom-client registry holding the `steadfast_*` metrics; scrape it with `metrics()`. */
+  get metricsRegistry(): PrometheusMetrics['registry'] {
+    return this.prometheus.registry;
   }
 
   get state(): ProcessorState {
@@ -354,6 +370,7 @@ export class ReliableEventProcessor {
       this.lifecycle = 'stopped';
       this.events.emit('processor:stopped', { released });
       this.metrics.close();
+      this.prometheusMetrics.close();
       this.unsubscribeLogs();
     }
   }

@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { ReliableEventProcessor } from '../core/processor.js';
+import type { ProcessorStats, ReliableEventProcessor } from '../core/processor.js';
 
 export interface PrometheusMetrics {
   readonly registry: Registry;
@@ -53,16 +53,39 @@ export function createPrometheusMetrics(processor: ReliableEventProcessor): Prom
     buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5],
     registers: [registry],
   });
+  // One read of the store per scrape, shared by every gauge below.
+  let snapshot: Promise<ProcessorStats> | null = null;
+  const stats = (): Promise<ProcessorStats> => {
+    snapshot ??= processor.getStats().finally(() => setImmediate(() => (snapshot = null)));
+    return snapshot;
+  };
+  const destinationsOf = (s: ProcessorStats): string[] => [
+    ...new Set([...Object.keys(s.circuits), ...Object.keys(s.queue.byDestination)]),
+  ];
   new Gauge({
     name: 'steadfast_queue_depth',
     help: 'Unfinished deliveries by destination (all processes)',
     labelNames: ['destination'] as const,
     registers: [registry],
     async collect() {
-      const stats = await processor.getStats();
+      const s = await stats();
       this.reset();
-      for (const [name, d] of Object.entries(stats.queue.byDestination)) {
-        this.set({ destination: name }, d.pending + d.retrying + d.processing);
+      for (const name of destinationsOf(s)) {
+        const d = s.queue.byDestination[name];
+        this.set({ destination: name }, d ? d.pending + d.retrying + d.processing : 0);
+      }
+    },
+  });
+  new Gauge({
+    name: 'steadfast_oldest_pending_age_seconds',
+    help: 'Age of the oldest unfinished delivery by destination (all processes)',
+    labelNames: ['destination'] as const,
+    registers: [registry],
+    async collect() {
+      const s = await stats();
+      this.reset();
+      for (const name of destinationsOf(s)) {
+        this.set({ destination: name }, (s.queue.byDestination[name]?.oldestPendingAgeMs ?? 0) / 1000);
       }
     },
   });
@@ -71,15 +94,30 @@ export function createPrometheusMetrics(processor: ReliableEventProcessor): Prom
     help: 'Dead letters in the store (all processes)',
     registers: [registry],
     async collect() {
-      this.set((await processor.deadLetters.stats()).count);
+      this.set((await stats()).deadLetters.count);
     },
   });
-
-  const circuitState = new Gauge({
+  new Gauge({
+    name: 'steadfast_dead_letters_oldest_age_seconds',
+    help: 'Age of the oldest dead letter; 0 when there are none',
+    registers: [registry],
+    async collect() {
+      this.set(((await stats()).deadLetters.oldestAgeMs ?? 0) / 1000);
+    },
+  });
+  const STATE_VALUE = { closed: 0, 'half-open': 1, open: 2 } as const;
+  new Gauge({
     name: 'steadfast_circuit_state',
-    help: 'Circuit breaker state by destination: 0 closed, 1 half-open, 2 open',
+    help: 'Circuit breaker state by destination run here: 0 closed, 1 half-open, 2 open',
     labelNames: ['destination'] as const,
     registers: [registry],
+    async collect() {
+      const s = await stats();
+      this.reset();
+      for (const [name, state] of Object.entries(s.circuits)) {
+        if (state !== 'none') this.set({ destination: name }, STATE_VALUE[state]);
+      }
+    },
   });
   const circuitTrips = new Counter({
     name: 'steadfast_circuit_trips_total',
@@ -87,13 +125,21 @@ export function createPrometheusMetrics(processor: ReliableEventProcessor): Prom
     labelNames: ['destination'] as const,
     registers: [registry],
   });
-  const STATE_VALUE = { closed: 0, 'half-open': 1, open: 2 } as const;
+  // The dead-letter names of a recovery consumer: consumed (dead-lettered), reprocessed
+  // (replayed), deleted.
+  const dlqMessages = new Counter({
+    name: 'steadfast_dlq_messages_total',
+    help: 'Dead-letter queue traffic by status: consumed, reprocessed, deleted',
+    labelNames: ['status'] as const,
+    registers: [registry],
+  });
 
   const off = [
     processor.on('circuit:state-changed', (e) => {
-      circuitState.set({ destination: e.destination }, STATE_VALUE[e.to]);
       if (e.to === 'open') circuitTrips.inc({ destination: e.destination });
     }),
+    processor.on('dead-letters:replayed', (e) => dlqMessages.inc({ status: 'reprocessed' }, e.ids.length)),
+    processor.on('dead-letters:deleted', (e) => dlqMessages.inc({ status: 'deleted' }, e.ids.length)),
     processor.on('event:accepted', (e) => {
       ingested.inc({ type: e.type, duplicate: String(e.duplicate) });
       ingestLatency.observe(e.latencyMs / 1000);
@@ -109,9 +155,10 @@ export function createPrometheusMetrics(processor: ReliableEventProcessor): Prom
     processor.on('delivery:retry-scheduled', (e) =>
       deliveries.inc({ destination: e.destination, outcome: 'retried' }),
     ),
-    processor.on('delivery:dead-lettered', (e) =>
-      deliveries.inc({ destination: e.destination, outcome: 'dead_lettered' }),
-    ),
+    processor.on('delivery:dead-lettered', (e) => {
+      deliveries.inc({ destination: e.destination, outcome: 'dead_lettered' });
+      dlqMessages.inc({ status: 'consumed' });
+    }),
   ];
 
   return {

@@ -7,7 +7,6 @@ import { ensureServiceSecrets } from '../config/secrets.js';
 import { createProcessor, type ReliableEventProcessor } from '../core/processor.js';
 import { buildDestinations } from './destinations.js';
 import { buildServer } from '../ingest/http/server.js';
-import { createPrometheusMetrics } from '../observability/prometheus.js';
 
 export interface RunningService {
   readonly processor: ReliableEventProcessor;
@@ -47,7 +46,7 @@ export async function startService(
   }
   await processor.start();
 
-  const metrics = createPrometheusMetrics(processor);
+  const metrics = processor.prometheus;
   const { app, lifecycle } = buildServer({
     processor,
     logger,
@@ -72,7 +71,6 @@ export async function startService(
       lifecycle.ready = false;
       await app.close();
       await processor.stop({ timeoutMs: config.shutdownTimeoutMs });
-      metrics.close();
       if (needsAudit) auditStore.close();
     })();
     return closing;

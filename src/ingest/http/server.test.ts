@@ -8,7 +8,6 @@ import { waitFor } from '../../../test/support/wait-for.js';
 import { createProcessor, type ReliableEventProcessor } from '../../core/processor.js';
 import { signStandardWebhook } from '../../destinations/standard-webhooks.js';
 import { PermanentError } from '../../errors.js';
-import { createPrometheusMetrics } from '../../observability/prometheus.js';
 import { buildServer, type IngestSettings } from './server.js';
 
 const SECRETS = ['first-secret', 'second-secret'];
@@ -39,7 +38,7 @@ describe('HTTP API', () => {
       processor,
       settings: settings(over),
       logger: pino({ enabled: false }),
-      metrics: createPrometheusMetrics(processor),
+      metrics: processor.prometheus,
       nowSeconds: () => NOW,
     });
     app = built.app;
