@@ -39,3 +39,4 @@ export * from './audit/sqlite-audit-store.js';
 export * from './destinations/audit-log.js';
 export * from './policies/circuit-breaker.js';
 export * from './policies/execute-with-retry.js';
+export * from './observability/alerts.js';

@@ -6,6 +6,7 @@ import { SqliteBackend } from '../backends/sqlite/sqlite-backend.js';
 import { systemClock, type Clock } from '../clock.js';
 import { InvalidOptionError } from '../errors.js';
 import { DEFAULT_MAX_PAYLOAD_BYTES } from '../event.js';
+import type { AlertThresholds } from '../observability/alerts.js';
 import { HEALTH_DEFAULTS, type HealthThresholds } from '../observability/health.js';
 import type { LoggerOption } from '../observability/logger.js';
 
@@ -42,6 +43,8 @@ export interface ProcessorOptions {
   clock?: Clock;
   /** Health thresholds (see `HEALTH_DEFAULTS`). */
   health?: Partial<HealthThresholds>;
+  /** Alert thresholds (see `ALERT_DEFAULTS`): dead letters 10, oldest 24 h, backlog 10000, 2 lease expiries, checked every 30 s. */
+  alerts?: Partial<AlertThresholds>;
 }
 
 const schema = z.strictObject({
@@ -69,6 +72,7 @@ const schema = z.strictObject({
     .custom<Clock>((v) => typeof v === 'object' && v !== null && 'now' in v && 'setTimer' in v)
     .optional(),
   health: z.record(z.string(), z.number()).optional(),
+  alerts: z.record(z.string(), z.number()).optional(),
 });
 
 export interface ResolvedOptions {
@@ -82,6 +86,7 @@ export interface ResolvedOptions {
   readonly workerId: string;
   readonly logger: LoggerOption;
   readonly health: HealthThresholds;
+  readonly alerts: Partial<AlertThresholds>;
 }
 
 /** Validates options at construction; an unknown key or a bad value throws `InvalidOptionError`. */
@@ -115,5 +120,6 @@ export function resolveOptions(options: ProcessorOptions = {}): ResolvedOptions 
     workerId: options.workerId ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,
     logger: options.logger,
     health: { ...HEALTH_DEFAULTS, ...options.health },
+    alerts: options.alerts ?? {},
   };
 }

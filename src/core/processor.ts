@@ -23,6 +23,7 @@ import type { JsonValue } from '../json.js';
 import { assessHealth, type HealthStatus, type HealthThresholds } from '../observability/health.js';
 import { subscribeLogs } from '../observability/log-subscriber.js';
 import { createLogger } from '../observability/logger.js';
+import { AlertMonitor, type AlertListener } from '../observability/alerts.js';
 import { createPrometheusMetrics, type PrometheusMetrics } from '../observability/prometheus.js';
 import {
   MetricsCollector,
@@ -86,6 +87,7 @@ export class ReliableEventProcessor {
   private lifecycle: ProcessorState = 'idle';
   private stopping: Promise<void> | null = null;
   private readonly prometheusMetrics: PrometheusMetrics;
+  private readonly alerts: AlertMonitor;
 
   constructor(options: ProcessorOptions = {}) {
     this.options = resolveOptions(options);
@@ -102,6 +104,22 @@ export class ReliableEventProcessor {
     this.metrics = new MetricsCollector(this.events, () => this.clock.now());
     this.unsubscribeLogs = subscribeLogs(this.events, this.logger);
     this.prometheusMetrics = createPrometheusMetrics(this);
+    this.alerts = new AlertMonitor(this, {
+      clock: this.clock,
+      thresholds: this.options.alerts,
+      onError: (error) => this.events.emit('processor:error', { error, during: 'alerts' }),
+    });
+    this.alerts.onAlert((alert) =>
+      this.logger[alert.severity === 'info' || alert.resolved ? 'info' : 'warn'](
+        {
+          alert: alert.type,
+          severity: alert.severity,
+          destination: alert.destination,
+          figures: alert.figures,
+        },
+        `alert${alert.resolved ? ' resolved' : ''}: ${alert.message}`,
+      ),
+    );
     this.deadLetters = this.wrapDeadLetters();
   }
 
@@ -124,6 +142,15 @@ export class ReliableEventProcessor {
 
   get workerId(): string {
     return this.options.workerId;
+  }
+
+  /**
+   * Alerts, each raised once per crossing: dead letters over a threshold, the oldest dead letter
+   * over an age, a breaker opening and closing, a backlog over a threshold, a delivery whose
+   * lease expired twice. Answers a function that unsubscribes.
+   */
+  onAlert(listener: AlertListener): () => void {
+    return this.alerts.onAlert(listener);
   }
 
   /** Subscribe to a core event; answers a function that unsubscribes. */
@@ -177,6 +204,7 @@ export class ReliableEventProcessor {
     await this.registered();
     this.lifecycle = 'running';
     this.dispatcher.start();
+    this.alerts.start();
     this.scheduleCleanup();
     this.events.emit('processor:started', {
       workerId: this.options.workerId,
@@ -361,6 +389,7 @@ export class ReliableEventProcessor {
     const wasOpen = this.setup !== null;
     this.lifecycle = 'stopping';
     this.cancelCleanup?.();
+    this.alerts.stop();
     let released = 0;
     try {
       if (this.dispatcher.started) released = await this.dispatcher.stop(timeoutMs);
