@@ -194,6 +194,8 @@ export const destinationSchema = z.discriminatedUnion(
  * option has a default (`CONFIG_DEFAULTS`), and units are in the names.
  */
 export const configSchema = z.strictObject({
+  /** Each alert is also POSTed as JSON to this URL. default: none (alerts are logged) */
+  alertWebhookUrl: z.url({ protocol: /^https?$/ }).optional(),
   /** TCP port of the HTTP server; `0` picks a free one. default 3000 */
   port: z.int().min(0).max(65_535).default(CONFIG_DEFAULTS.port),
   /** Interface the HTTP server listens on. default `'0.0.0.0'` */

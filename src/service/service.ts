@@ -7,6 +7,7 @@ import { ensureServiceSecrets } from '../config/secrets.js';
 import { createProcessor, type ReliableEventProcessor } from '../core/processor.js';
 import { buildDestinations } from './destinations.js';
 import { buildServer } from '../ingest/http/server.js';
+import { createAlertWebhook } from '../observability/alert-webhook.js';
 
 export interface RunningService {
   readonly processor: ReliableEventProcessor;
@@ -43,6 +44,10 @@ export async function startService(
   if (needsAudit) auditStore.open();
   for (const destination of buildDestinations(config.destinations, { auditStore })) {
     processor.destination(destination.name, destination.options, destination.handler);
+  }
+  if (config.alertWebhookUrl) {
+    const send = createAlertWebhook(config.alertWebhookUrl, logger);
+    processor.onAlert((alert) => void send(alert));
   }
   await processor.start();
 
