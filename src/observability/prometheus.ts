@@ -134,6 +134,28 @@ export function createPrometheusMetrics(processor: ReliableEventProcessor): Prom
     registers: [registry],
   });
 
+  // Labelled children are looked up once per label set, not hashed on every event.
+  const cached = <T>(make: (key: string) => T): ((key: string) => T) => {
+    const children = new Map<string, T>();
+    return (key) => {
+      let child = children.get(key);
+      if (!child) {
+        child = make(key);
+        children.set(key, child);
+      }
+      return child;
+    };
+  };
+  const ingestedOf = cached((key) => {
+    const [duplicate, type] = [key.slice(0, 1) === '1' ? 'true' : 'false', key.slice(1)];
+    return ingested.labels({ type, duplicate });
+  });
+  const outcomeOf = cached((key) => {
+    const at = key.indexOf('\u0000');
+    return deliveries.labels({ destination: key.slice(at + 1), outcome: key.slice(0, at) });
+  });
+  const durationOf = cached((destination) => attemptDuration.labels({ destination }));
+
   const off = [
     processor.on('circuit:state-changed', (e) => {
       if (e.to === 'open') circuitTrips.inc({ destination: e.destination });
@@ -141,22 +163,20 @@ export function createPrometheusMetrics(processor: ReliableEventProcessor): Prom
     processor.on('dead-letters:replayed', (e) => dlqMessages.inc({ status: 'reprocessed' }, e.ids.length)),
     processor.on('dead-letters:deleted', (e) => dlqMessages.inc({ status: 'deleted' }, e.ids.length)),
     processor.on('event:accepted', (e) => {
-      ingested.inc({ type: e.type, duplicate: String(e.duplicate) });
+      ingestedOf((e.duplicate ? '1' : '0') + e.type).inc();
       ingestLatency.observe(e.latencyMs / 1000);
     }),
     processor.on('delivery:succeeded', (e) => {
-      deliveries.inc({ destination: e.destination, outcome: 'succeeded' });
-      attemptDuration.observe({ destination: e.destination }, e.durationMs / 1000);
+      outcomeOf(`succeeded\u0000${e.destination}`).inc();
+      durationOf(e.destination).observe(e.durationMs / 1000);
     }),
     processor.on('delivery:failed', (e) => {
-      deliveries.inc({ destination: e.destination, outcome: 'failed' });
-      attemptDuration.observe({ destination: e.destination }, e.durationMs / 1000);
+      outcomeOf(`failed\u0000${e.destination}`).inc();
+      durationOf(e.destination).observe(e.durationMs / 1000);
     }),
-    processor.on('delivery:retry-scheduled', (e) =>
-      deliveries.inc({ destination: e.destination, outcome: 'retried' }),
-    ),
+    processor.on('delivery:retry-scheduled', (e) => outcomeOf(`retried\u0000${e.destination}`).inc()),
     processor.on('delivery:dead-lettered', (e) => {
-      deliveries.inc({ destination: e.destination, outcome: 'dead_lettered' });
+      outcomeOf(`dead_lettered\u0000${e.destination}`).inc();
       dlqMessages.inc({ status: 'consumed' });
     }),
   ];
