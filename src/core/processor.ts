@@ -20,7 +20,12 @@ import {
 } from '../errors.js';
 import { toEnvelope, type EventEnvelope, type EventInput } from '../event.js';
 import type { JsonValue } from '../json.js';
-import { assessHealth, type HealthStatus, type HealthThresholds } from '../observability/health.js';
+import {
+  assessHealth,
+  QueueTrend,
+  type HealthStatus,
+  type HealthThresholds,
+} from '../observability/health.js';
 import { subscribeLogs } from '../observability/log-subscriber.js';
 import { createLogger } from '../observability/logger.js';
 import { AlertMonitor, type AlertListener } from '../observability/alerts.js';
@@ -88,6 +93,7 @@ export class ReliableEventProcessor {
   private stopping: Promise<void> | null = null;
   private readonly prometheusMetrics: PrometheusMetrics;
   private readonly alerts: AlertMonitor;
+  private readonly queueTrend: QueueTrend;
 
   constructor(options: ProcessorOptions = {}) {
     this.options = resolveOptions(options);
@@ -104,6 +110,7 @@ export class ReliableEventProcessor {
     this.metrics = new MetricsCollector(this.events, () => this.clock.now());
     this.unsubscribeLogs = subscribeLogs(this.events, this.logger);
     this.prometheusMetrics = createPrometheusMetrics(this);
+    this.queueTrend = new QueueTrend(this.options.health.trendWindowMs);
     this.alerts = new AlertMonitor(this, {
       clock: this.clock,
       thresholds: this.options.alerts,
@@ -322,6 +329,7 @@ export class ReliableEventProcessor {
         queue,
         deadLetters,
         failure: this.metrics.failureRate(),
+        queueTrend: queue ? this.queueTrend.record(this.clock.now(), queue.depth) : null,
         circuits: this.dispatcher.circuitStates(),
         now: this.clock.now(),
       },

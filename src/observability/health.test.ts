@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { assessHealth, type HealthInputs } from './health.js';
+import { assessHealth, QueueTrend, type HealthInputs } from './health.js';
 
 const base: HealthInputs = {
   backendError: null,
@@ -20,6 +20,22 @@ const base: HealthInputs = {
 describe('assessHealth', () => {
   it('is healthy with a score of 100 when all is well', () => {
     expect(assessHealth(base)).toMatchObject({ status: 'healthy', score: 100 });
+  });
+
+  it('degrades on a growing backlog and remembers depths over its window', () => {
+    expect(
+      assessHealth({ ...base, queueTrend: { from: 100, to: 2000, overMs: 30_000 } }).components.queue,
+    ).toMatchObject({
+      status: 'degraded',
+      message: '0 unfinished deliveries; oldest none; 100 → 2000 over the last 30 s',
+    });
+    expect(
+      assessHealth({ ...base, queueTrend: { from: 5000, to: 5600, overMs: 30_000 } }).components.queue.status,
+    ).toBe('healthy');
+    const trend = new QueueTrend(60_000);
+    expect(trend.record(0, 10)).toBeNull();
+    expect(trend.record(30_000, 50)).toEqual({ from: 10, to: 50, overMs: 30_000 });
+    expect(trend.record(90_000, 70)).toEqual({ from: 50, to: 70, overMs: 60_000 });
   });
 
   it('degrades while some circuit breakers are open and fails when all are', () => {

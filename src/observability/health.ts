@@ -39,6 +39,10 @@ export interface HealthThresholds {
   readonly deadLetterCountDegraded: number;
   /** A dead letter older than this degrades health. default 86400000 (24 h) */
   readonly deadLetterAgeDegradedMs: number;
+  /** A backlog that grew by this many deliveries (and by half) over the trend window degrades health. default 1000 */
+  readonly backlogGrowthMin: number;
+  /** How far back the queue-depth trend looks. default 60000 */
+  readonly trendWindowMs: number;
 }
 
 export const HEALTH_DEFAULTS: HealthThresholds = {
@@ -49,6 +53,8 @@ export const HEALTH_DEFAULTS: HealthThresholds = {
   oldestPendingUnhealthyMs: 900_000,
   deadLetterCountDegraded: 10,
   deadLetterAgeDegradedMs: 86_400_000,
+  backlogGrowthMin: 1000,
+  trendWindowMs: 60_000,
 };
 
 const WEIGHTS = { backend: 25, failureRate: 20, queue: 15, deadLetters: 20, circuits: 20 } as const;
@@ -60,6 +66,8 @@ export interface HealthInputs {
   readonly queue: QueueStats | null;
   readonly deadLetters: DeadLetterStats | null;
   readonly failure: { readonly rate: number; readonly samples: number };
+  /** Queue depth at the start of the trend window and now (null until there is history). */
+  readonly queueTrend?: { readonly from: number; readonly to: number; readonly overMs: number } | null;
   /** Circuit state per destination run by this process. */
   readonly circuits: Readonly<Record<string, 'closed' | 'open' | 'half-open' | 'none'>>;
   readonly now: number;
@@ -100,6 +108,11 @@ export function assessHealth(inputs: HealthInputs, t: HealthThresholds = HEALTH_
         };
 
   const age = inputs.queue ? oldestPending(inputs.queue) : null;
+  const trend = inputs.queueTrend ?? null;
+  // A backlog that keeps growing (by half again, and by at least `backlogGrowthMin`) is a
+  // warning even while its oldest delivery is still young.
+  const growing =
+    trend !== null && trend.to - trend.from >= t.backlogGrowthMin && trend.to >= trend.from * 1.5;
   const queue: HealthComponent =
     inputs.queue === null
       ? { status: 'unhealthy', value: null, message: 'queue figures unavailable' }
@@ -107,11 +120,15 @@ export function assessHealth(inputs: HealthInputs, t: HealthThresholds = HEALTH_
           status:
             age !== null && age >= t.oldestPendingUnhealthyMs
               ? 'unhealthy'
-              : age !== null && age >= t.oldestPendingDegradedMs
+              : (age !== null && age >= t.oldestPendingDegradedMs) || growing
                 ? 'degraded'
                 : 'healthy',
           value: inputs.queue.depth,
-          message: `${inputs.queue.depth} unfinished deliveries; oldest ${age === null ? 'none' : `${Math.round(age / 1000)} s`}`,
+          message:
+            `${inputs.queue.depth} unfinished deliveries; oldest ${age === null ? 'none' : `${Math.round(age / 1000)} s`}` +
+            (trend === null
+              ? ''
+              : `; ${trend.from} → ${trend.to} over the last ${Math.round(trend.overMs / 1000)} s`),
         };
 
   const dl = inputs.deadLetters;
@@ -151,4 +168,19 @@ export function assessHealth(inputs: HealthInputs, t: HealthThresholds = HEALTH_
     if (RANK[component.status] > RANK[status]) status = component.status;
   }
   return { status, score: Math.round(score), checkedAt: new Date(inputs.now).toISOString(), components };
+}
+
+/** Remembers queue depths over time to tell a growing backlog from a steady one. */
+export class QueueTrend {
+  private readonly samples: { at: number; depth: number }[] = [];
+
+  constructor(private readonly windowMs: number) {}
+
+  /** Records a depth and answers the change since the oldest sample still inside the window. */
+  record(at: number, depth: number): { from: number; to: number; overMs: number } | null {
+    this.samples.push({ at, depth });
+    while (this.samples.length > 1 && this.samples[1]!.at <= at - this.windowMs) this.samples.shift();
+    const first = this.samples[0]!;
+    return first.at === at ? null : { from: first.depth, to: depth, overMs: at - first.at };
+  }
 }
