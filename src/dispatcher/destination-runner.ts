@@ -189,6 +189,10 @@ export class DestinationRunner {
     result.deliveries.forEach((delivery, i) => this.run(delivery, i < probes));
     if (requested > 0 && result.deliveries.length === requested) this.claimAgain = true;
     this.scheduleWake(result.nextDueAt);
+    // A claim sized to nothing because the breaker opened meanwhile must still wake up when
+    // the breaker lets probes through.
+    const reopensAt = this.destination.breaker?.nextAttemptAt() ?? null;
+    if (reopensAt !== null) this.scheduleWake(reopensAt);
   }
 
   /**
