@@ -5,11 +5,7 @@ import { InvalidOptionError } from '../errors.js';
 import type { SteadfastEvent } from '../event.js';
 import type { JsonValue } from '../json.js';
 import type { Clock } from '../clock.js';
-import {
-  CircuitBreaker,
-  CIRCUIT_BREAKER_DEFAULTS,
-  type CircuitBreakerOptions,
-} from '../policies/circuit-breaker.js';
+import { CircuitBreaker, type CircuitBreakerOptions } from '../policies/circuit-breaker.js';
 import { createRetryPolicy, type RetryOptions, type RetryPolicy } from '../policies/retry-policy.js';
 
 /** What a handler gets besides the event. */
@@ -89,8 +85,6 @@ export interface ResolvedDestination {
   readonly retry: RetryPolicy;
   /** Null when the destination runs without one. */
   readonly breaker: CircuitBreaker | null;
-  /** Probes allowed at once while half-open. */
-  readonly halfOpenMaxProbes: number;
   readonly handler: Handler;
 }
 
@@ -128,8 +122,6 @@ export function resolveDestination(
     leaseMs: o.leaseMs ?? DESTINATION_DEFAULTS.leaseMs,
     retry: createRetryPolicy(options.retry ?? {}),
     breaker: o.circuitBreaker === false ? null : new CircuitBreaker({ ...options.circuitBreaker, clock }),
-    halfOpenMaxProbes:
-      (options.circuitBreaker || undefined)?.halfOpenMaxProbes ?? CIRCUIT_BREAKER_DEFAULTS.halfOpenMaxProbes,
     handler: handler as Handler,
   };
 }

@@ -206,7 +206,7 @@ export class DestinationRunner {
     if (state.kind === 'closed') return { allowed: free, probes: 0 };
     if (state.kind === 'open') return { allowed: 0, probes: 0 };
     let probes = 0;
-    const wanted = Math.min(free, this.destination.halfOpenMaxProbes - state.probesInFlight);
+    const wanted = Math.min(free, breaker.halfOpenMaxProbes - state.probesInFlight);
     while (probes < wanted && breaker.tryAcquire()) probes += 1;
     return { allowed: probes, probes };
   }

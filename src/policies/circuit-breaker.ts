@@ -110,7 +110,8 @@ export class CircuitBreaker {
   private readonly recoveryTimeoutMs: number;
   private readonly minimumThroughput: number;
   private readonly failureRateThreshold: number;
-  private readonly halfOpenMaxProbes: number;
+  /** Probes allowed in flight at once while half-open. */
+  readonly halfOpenMaxProbes: number;
   private readonly clock: Clock;
   private readonly window: OutcomeWindow;
   private readonly listeners = new Set<CircuitStateListener>();
