@@ -2,6 +2,7 @@ import type { DeadLetterStats, QueueStats } from '../backends/backend.js';
 import type { CancelTimer, Clock } from '../clock.js';
 import type { ReliableEventProcessor } from '../core/processor.js';
 import type { ProcessorEventMap } from '../core/processor-events.js';
+import { oldestPending } from './health.js';
 
 export type AlertType =
   | 'dead_letters_over_threshold'
@@ -67,14 +68,6 @@ const STUCK_MEMORY = 10_000;
 
 /** A store-backed condition: over its threshold or not. Raised once per crossing, resolved once. */
 type LevelCondition = 'dead_letters_over_threshold' | 'dead_letter_too_old' | 'backlog_over_threshold';
-
-function oldestPending(queue: QueueStats): number | null {
-  let oldest: number | null = null;
-  for (const stats of Object.values(queue.byDestination)) {
-    if (stats.oldestPendingAgeMs !== null) oldest = Math.max(oldest ?? 0, stats.oldestPendingAgeMs);
-  }
-  return oldest;
-}
 
 function checkThresholds(t: AlertThresholds): AlertThresholds {
   for (const [name, value] of Object.entries(t)) {

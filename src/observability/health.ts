@@ -73,7 +73,8 @@ export interface HealthInputs {
   readonly now: number;
 }
 
-function oldestPending(queue: QueueStats): number | null {
+/** Age of the oldest unfinished delivery across destinations, ms, or null when none. */
+export function oldestPending(queue: QueueStats): number | null {
   let oldest: number | null = null;
   for (const stats of Object.values(queue.byDestination)) {
     if (stats.oldestPendingAgeMs !== null) oldest = Math.max(oldest ?? 0, stats.oldestPendingAgeMs);
