@@ -1,3 +1,4 @@
+import { copyFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -6,6 +7,7 @@ import { SqliteAuditStore } from '../../audit/sqlite-audit-store.js';
 import { createProcessor } from '../../core/processor.js';
 import { BackendError, LeaseLostError } from '../../errors.js';
 import { toEnvelope } from '../../event.js';
+import { waitFor } from '../../../test/support/wait-for.js';
 import { SCHEMA_VERSION } from './migrations.js';
 import { SqliteBackend } from './sqlite-backend.js';
 
@@ -37,7 +39,33 @@ describe('SqliteBackend', () => {
     expect(raw.pragma('journal_mode', { simple: true })).toBe('wal');
     expect(raw.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
     raw.close();
-    expect(opened[0]!.storageSettings()).toEqual({ journalMode: 'WAL', synchronous: 'FULL' });
+    expect(opened[0]!.storageSettings()).toEqual({
+      journalMode: 'WAL',
+      synchronous: 'WAL fdatasync off the event loop',
+    });
+  });
+
+  it('copies committed events into the database file on the checkpointer thread', async () => {
+    const backend = new SqliteBackend({ path, checkpointIntervalMs: 5 });
+    opened.push(backend);
+    const processor = createProcessor({ backend, logger: false });
+    processor.destination('a', {}, async () => undefined);
+    await processor.addEvents(
+      Array.from({ length: 200 }, (_, i) => ({ eventId: `c${i}`, type: 't', payload: { i } })),
+    );
+    // The database file alone, without its WAL, holds the events once a checkpoint ran.
+    const copy = join(dir.path, 'copy.db');
+    await waitFor(() => {
+      copyFileSync(path, copy);
+      const raw = new Database(copy);
+      try {
+        return (raw.prepare('SELECT COUNT(*) AS n FROM events').get() as { n: number }).n === 200;
+      } catch {
+        return false; // the copy caught the file before its first checkpoint
+      } finally {
+        raw.close();
+      }
+    });
   });
 
   it('shares one commit among concurrent addEvent calls, each answered after it is visible to others', async () => {

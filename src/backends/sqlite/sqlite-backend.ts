@@ -37,6 +37,8 @@ import { publishEvents } from './publish.js';
 import { purge } from './purge.js';
 import { listDestinations, RegistryCache, retireDestination, upsertDestination } from './registry.js';
 import { completeDelivery, deadLetterDelivery, releaseDelivery, retryDelivery } from './settle.js';
+import { Checkpointer } from './checkpointer.js';
+import { WalSync } from './wal-sync.js';
 import { WriteQueue, type Touch } from './write-queue.js';
 
 export interface SqliteBackendOptions {
@@ -47,6 +49,8 @@ export interface SqliteBackendOptions {
   readonly busyTimeoutMs?: number;
   /** How often to look for commits by other processes. default 10 */
   readonly watchIntervalMs?: number;
+  /** How often the checkpointer thread copies the WAL into the database file. default 100 */
+  readonly checkpointIntervalMs?: number;
 }
 
 /**
@@ -61,6 +65,8 @@ export class SqliteBackend implements Backend {
   private ctx: SqliteContext | null = null;
   private writes: WriteQueue | null = null;
   private watcher: ChangeWatcher | null = null;
+  private walSync: WalSync | null = null;
+  private checkpointer: Checkpointer | null = null;
   private registry: RegistryCache | null = null;
   private readonly listeners = new Set<WorkListener>();
   private readonly clock: Clock;
@@ -93,11 +99,15 @@ export class SqliteBackend implements Backend {
     return this.writes?.stats ?? { commits: 0, writes: 0 };
   }
 
-  /** The connection's journal mode and its synchronous level for durable commits. */
+  /**
+   * The connection's journal mode and how a durable commit reaches the disk: `FULL` (SQLite
+   * syncs inside COMMIT) or `WAL fdatasync off the event loop` (see WalSync).
+   */
   storageSettings(): { journalMode: string; synchronous: string } {
     const db = this.context().db;
     const journalMode = String(db.pragma('journal_mode', { simple: true })).toUpperCase();
     const level = Number(db.pragma('synchronous', { simple: true }));
+    if (this.walSync && level === 0) return { journalMode, synchronous: 'WAL fdatasync off the event loop' };
     return { journalMode, synchronous: ['OFF', 'NORMAL', 'FULL', 'EXTRA'][level] ?? String(level) };
   }
 
@@ -114,7 +124,8 @@ export class SqliteBackend implements Backend {
     this.db = db;
     this.ctx = { db, sql: new StatementCache(db), clock: this.clock };
     this.registry = new RegistryCache(this.ctx);
-    this.writes = new WriteQueue(db, (touched) => this.emit([...touched]));
+    if (this.options.path !== ':memory:') this.syncOffLoop(db);
+    this.writes = new WriteQueue(db, (touched) => this.emit([...touched]), this.walSync);
     this.watcher = new ChangeWatcher(db, this.options.watchIntervalMs ?? 10, () => this.emit('all'));
     this.watcher.start();
   }
@@ -128,8 +139,12 @@ export class SqliteBackend implements Backend {
       await this.writes.drain();
     }
     this.listeners.clear();
+    await this.walSync?.close();
+    await this.checkpointer?.stop();
     if (this.db) {
       try {
+        // The closing checkpoint syncs the database file before the WAL may be removed.
+        this.db.pragma('synchronous = FULL');
         this.db.pragma('wal_checkpoint(PASSIVE)');
       } catch {
         // another process holds the file busy; the checkpoint will happen later
@@ -210,6 +225,27 @@ export class SqliteBackend implements Backend {
 
   async ping(): Promise<void> {
     this.context().sql.get('SELECT 1').get();
+  }
+
+  /**
+   * File stores: commits skip SQLite's fsync, durable writes wait for a WAL fdatasync on the
+   * thread pool, and checkpoints run on a thread of their own. If that thread fails, the
+   * connection goes back to syncing inside COMMIT and checkpointing itself.
+   */
+  private syncOffLoop(db: SqliteDatabase): void {
+    db.pragma('synchronous = OFF');
+    db.pragma('wal_autocheckpoint = 0');
+    this.walSync = new WalSync(`${this.options.path}-wal`);
+    this.checkpointer = new Checkpointer({
+      path: this.options.path,
+      intervalMs: this.options.checkpointIntervalMs ?? 100,
+      busyTimeoutMs: this.options.busyTimeoutMs ?? 5000,
+      onFailure: () => {
+        if (!this.db) return;
+        this.db.pragma('synchronous = FULL');
+        this.db.pragma('wal_autocheckpoint = 1000');
+      },
+    });
   }
 
   private context(): SqliteContext {

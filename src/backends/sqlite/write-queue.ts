@@ -1,5 +1,6 @@
 import { BackendError } from '../../errors.js';
 import type { SqliteDatabase, SqliteStatement } from './database.js';
+import type { WalSync } from './wal-sync.js';
 
 /** Collects the destinations a batch of writes made work for. */
 export type Touch = (destination: string) => void;
@@ -30,11 +31,13 @@ interface QueuedWrite {
  * is then run again with a savepoint around each write (the common case pays for none).
  * Concurrent `addEvent` calls therefore share one fsync.
  *
- * A batch that holds a durable write (ingest, dead-lettering, replay) commits with
- * `synchronous=FULL`. A batch of bookkeeping only (claims, lease renewals, completions)
- * commits with `synchronous=NORMAL`: it survives a process crash, and on power loss the worst
- * case is that a delivery is attempted again. WAL keeps either way consistent, and the next
- * FULL commit makes everything before it durable too.
+ * Durable writes (ingest, dead-lettering, replay) settle only once on disk; bookkeeping (claims,
+ * lease renewals, completions) settles at the commit: it survives a process crash, and on power
+ * loss the worst case is that a delivery is attempted again. WAL keeps either way consistent,
+ * and the next sync makes everything before it durable too. With a `WalSync` (file stores) every
+ * commit skips SQLite's own fsync and durable writes wait for `WalSync.sync()`, which runs off
+ * the event loop; without one (in-memory stores) a durable batch commits with
+ * `synchronous=FULL` and a bookkeeping one with `synchronous=NORMAL`.
  */
 export class WriteQueue {
   private queue: QueuedWrite[] = [];
@@ -49,6 +52,7 @@ export class WriteQueue {
   constructor(
     private readonly db: SqliteDatabase,
     private readonly onCommitted: (touched: ReadonlySet<string>) => void,
+    private readonly walSync: WalSync | null = null,
   ) {}
 
   /** Runs `run` inside the next group transaction; resolves with its result after the commit. */
@@ -64,9 +68,11 @@ export class WriteQueue {
   }
 
   /** Resolves once every write queued so far has been committed. */
-  drain(): Promise<void> {
-    if (!this.scheduled && this.queue.length === 0) return Promise.resolve();
-    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  async drain(): Promise<void> {
+    if (this.scheduled || this.queue.length > 0) {
+      await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+    }
+    await this.walSync?.drained();
   }
 
   /** Transactions committed and writes they carried, since the store opened. */
@@ -98,7 +104,7 @@ export class WriteQueue {
     const touched = new Set<string>();
     const touch: Touch = (destination) => touched.add(destination);
     try {
-      if (durable !== this.full) {
+      if (!this.walSync && durable !== this.full) {
         (durable ? tx.syncFull : tx.syncNormal).run();
         this.full = durable;
       }
@@ -125,10 +131,16 @@ export class WriteQueue {
     }
     this.commits += 1;
     this.writes += batch.length;
+    const synced = durable && this.walSync ? this.walSync.sync() : null;
     batch.forEach((write, i) => {
       const result = results[i]!;
-      if (result.ok) write.resolve(result.value);
-      else write.reject(result.error);
+      if (!result.ok) write.reject(result.error);
+      else if (synced && write.durable) {
+        synced.then(
+          () => write.resolve(result.value),
+          (error: unknown) => write.reject(error),
+        );
+      } else write.resolve(result.value);
     });
     if (touched.size > 0) this.onCommitted(touched);
   }
