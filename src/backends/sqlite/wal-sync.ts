@@ -18,7 +18,8 @@ interface Waiter {
  */
 export class WalSync {
   private fd: number | null = null;
-  private running = false;
+  private active = false;
+  private finishWaiters: (() => void)[] = [];
   private waiting: Waiter[] = [];
   private idle: (() => void)[] = [];
   private closed = false;
@@ -31,8 +32,19 @@ export class WalSync {
     if (this.closed) return Promise.reject(new BackendError('the store is closed'));
     return new Promise((resolve, reject) => {
       this.waiting.push({ resolve, reject });
-      if (!this.running) this.start();
+      if (!this.active) this.start();
     });
+  }
+
+  /** A sync is running. */
+  get running(): boolean {
+    return this.active;
+  }
+
+  /** Resolves when the running sync ends (at once if none runs). */
+  finished(): Promise<void> {
+    if (!this.active) return Promise.resolve();
+    return new Promise((resolve) => this.finishWaiters.push(resolve));
   }
 
   /** fdatasync calls completed so far. */
@@ -42,12 +54,12 @@ export class WalSync {
 
   /** Syncs still waiting or running. */
   get pending(): number {
-    return this.waiting.length + (this.running ? 1 : 0);
+    return this.waiting.length + (this.active ? 1 : 0);
   }
 
   /** Resolves once no sync is waiting or running. */
   drained(): Promise<void> {
-    if (!this.running && this.waiting.length === 0) return Promise.resolve();
+    if (!this.active && this.waiting.length === 0) return Promise.resolve();
     return new Promise((resolve) => this.idle.push(resolve));
   }
 
@@ -63,7 +75,7 @@ export class WalSync {
   private start(): void {
     const batch = this.waiting;
     this.waiting = [];
-    this.running = true;
+    this.active = true;
     let fd: number;
     try {
       fd = this.fd ??= openSync(this.walPath, 'r');
@@ -75,7 +87,7 @@ export class WalSync {
   }
 
   private finish(batch: readonly Waiter[], error: unknown): void {
-    this.running = false;
+    this.active = false;
     this.completed += 1;
     if (error) {
       const failure = new BackendError(`the store could not sync its log: ${(error as Error).message}`, {
@@ -85,6 +97,9 @@ export class WalSync {
     } else {
       for (const waiter of batch) waiter.resolve();
     }
+    const finished = this.finishWaiters;
+    this.finishWaiters = [];
+    for (const resolve of finished) resolve();
     if (this.waiting.length > 0) {
       this.start();
       return;

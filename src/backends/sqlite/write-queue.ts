@@ -41,6 +41,8 @@ interface QueuedWrite {
  */
 export class WriteQueue {
   private queue: QueuedWrite[] = [];
+  /** Durable writes that arrived while a sync ran: they commit together once it ends. */
+  private held: QueuedWrite[] = [];
   private scheduled = false;
   private full = true;
   private closed = false;
@@ -59,17 +61,28 @@ export class WriteQueue {
   write<T>(run: (touch: Touch) => T, durable: boolean): Promise<T> {
     if (this.closed) return Promise.reject(new BackendError('the store is closed'));
     return new Promise<T>((resolve, reject) => {
-      this.queue.push({ run, durable, resolve: resolve as (value: unknown) => void, reject });
-      if (!this.scheduled) {
-        this.scheduled = true;
-        setImmediate(() => this.flush());
+      const write: QueuedWrite = { run, durable, resolve: resolve as (value: unknown) => void, reject };
+      if (durable && this.walSync?.running) {
+        // It could not be acknowledged before the sync after the running one anyway: waiting for
+        // the running one to end lets every durable write meanwhile share one commit.
+        if (this.held.length === 0) {
+          void this.walSync.finished().then(() => {
+            this.queue.push(...this.held);
+            this.held = [];
+            this.schedule();
+          });
+        }
+        this.held.push(write);
+        return;
       }
+      this.queue.push(write);
+      this.schedule();
     });
   }
 
   /** Resolves once every write queued so far has been committed. */
   async drain(): Promise<void> {
-    if (this.scheduled || this.queue.length > 0) {
+    if (this.scheduled || this.queue.length > 0 || this.held.length > 0) {
       await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
     }
     await this.walSync?.drained();
@@ -85,12 +98,18 @@ export class WriteQueue {
     this.closed = true;
   }
 
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => this.flush());
+  }
+
   private flush(): void {
     const batch = this.queue;
     this.queue = [];
     this.scheduled = false;
     if (batch.length > 0) this.commit(batch);
-    if (this.queue.length === 0 && !this.scheduled) {
+    if (this.queue.length === 0 && this.held.length === 0 && !this.scheduled) {
       const waiters = this.idleWaiters;
       this.idleWaiters = [];
       for (const waiter of waiters) waiter();
