@@ -75,6 +75,8 @@ export class Checkpointer {
   /** Stops the thread and closes its connection. */
   stop(): Promise<void> {
     this.stopped ??= new Promise<void>((resolve) => {
+      // Held open until it has exited, or a process with nothing else to do would end first.
+      this.worker.ref();
       this.worker.once('exit', () => resolve());
       this.worker.postMessage('stop');
     });
