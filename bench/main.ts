@@ -19,6 +19,10 @@
  *   7. batches of 500 events, 8 connections                    target >= 30,000 events/s
  *
  * `-- --server-cpu-prof=DIR` writes a V8 CPU profile of every HTTP server process into DIR.
+ *
+ * `-- --peers` runs only the peer comparison instead (bench/peers/main.ts): Steadfast on SQLite,
+ * PostgreSQL and PostgreSQL + Redis against BullMQ, pg-boss and graphile-worker; `--quick` works
+ * there too.
  */
 import { readFileSync } from 'node:fs';
 import { cpus, loadavg, platform, release, tmpdir, totalmem } from 'node:os';
@@ -884,6 +888,12 @@ function printSummary(): void {
 }
 
 async function main(): Promise<void> {
+  if (args.includes('--peers')) {
+    // Loaded only here: the peers need PostgreSQL and Redis, the scenarios below do not.
+    const { runPeers } = await import('./peers/main.js');
+    await runPeers(args);
+    return;
+  }
   const started = performance.now();
   const cpuBefore = readCpuTimes();
   await printMachine();

@@ -10,6 +10,8 @@ export * from './policies/backoff.js';
 export * from './policies/retry-policy.js';
 export type * from './backends/backend.js';
 export { SqliteBackend, type SqliteBackendOptions } from './backends/sqlite/sqlite-backend.js';
+export { PostgresBackend, type PostgresBackendOptions } from './backends/postgres/postgres-backend.js';
+export { RedisDispatchBackend, type RedisDispatchOptions } from './backends/redis/redis-dispatch-backend.js';
 export * from './observability/health.js';
 export type { DestinationCounters, ProcessingCounters } from './observability/metrics.js';
 export type { Logger, LoggerOption } from './observability/logger.js';

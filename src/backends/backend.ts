@@ -73,6 +73,17 @@ export interface Backend {
 
   /** Cheap round trip proving the store answers. */
   ping(): Promise<void>;
+
+  /**
+   * State of a separate dispatch layer (Redis), for backends that have one: `degraded` while
+   * work bypasses it (workers claim from the store directly).
+   */
+  dispatchHealth?(): DispatchHealth;
+}
+
+export interface DispatchHealth {
+  readonly status: 'healthy' | 'degraded' | 'unhealthy';
+  readonly message: string;
 }
 
 export type WorkListener = (destinations: readonly string[] | 'all') => void;

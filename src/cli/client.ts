@@ -1,4 +1,4 @@
-import { join } from 'node:path';
+import { pino } from 'pino';
 import type {
   DeadLetter,
   DeadLetterPage,
@@ -9,6 +9,7 @@ import type {
 import { loadConfig, type ConfigFlags } from '../config/load.js';
 import { readServiceSecrets } from '../config/secrets.js';
 import { createProcessor, type ReliableEventProcessor } from '../core/processor.js';
+import { createBackend } from '../service/backend.js';
 
 /** What operator commands need, answered by the data directory or by a running service. */
 export interface OperatorClient {
@@ -94,8 +95,8 @@ function httpClient(base: string, adminToken: string | null): OperatorClient {
       return (await call<DeadLetterPage>('GET', `/events/failed?${params}`)).json;
     },
     getDeadLetter: async (id) => {
-      const page = await call<DeadLetterPage>('GET', `/events/failed?limit=1000`);
-      return page.json.items.find((d) => d.id === id) ?? null;
+      const r = await call<DeadLetter>('GET', `/events/failed/${encodeURIComponent(id)}`);
+      return r.status === 404 ? null : r.json;
     },
     replay: async (s) =>
       (await call<{ replayed: number }>('POST', '/events/dlq/replay', selectorBody(s))).json,
@@ -110,10 +111,7 @@ export function openClient(flags: ClientFlags): OperatorClient {
     const adminToken = config.adminToken ?? readServiceSecrets(config.dataDir).adminToken;
     return httpClient(flags.url, adminToken);
   }
-  return localClient(
-    createProcessor({
-      storage: { kind: 'sqlite', path: join(config.dataDir, 'steadfast.db') },
-      logger: false,
-    }),
-  );
+  // The configured store, whatever its kind: the SQLite file, or the shared PostgreSQL.
+  const logger = pino({ level: 'silent' });
+  return localClient(createProcessor({ backend: createBackend(config, logger), logger: false }));
 }

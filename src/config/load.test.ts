@@ -204,6 +204,24 @@ describe('loadConfig', () => {
       });
     });
 
+    it('STEADFAST_DATABASE_URL and STEADFAST_REDIS_URL switch the store and dispatch, keeping the file settings', () => {
+      writeJson('steadfast.config.json', {
+        storage: { kind: 'postgres', url: 'postgres://file/db', schema: 'events' },
+      });
+      const config = load({
+        env: { STEADFAST_DATABASE_URL: 'postgres://env/db', STEADFAST_REDIS_URL: 'redis://env:6379' },
+      });
+      expect(config.storage).toMatchObject({ kind: 'postgres', url: 'postgres://env/db', schema: 'events' });
+      expect(config.dispatch).toMatchObject({ kind: 'redis', url: 'redis://env:6379', prefix: 'steadfast' });
+      writeJson('steadfast.config.json', {});
+      expect(configError(() => load({ env: { STEADFAST_REDIS_URL: 'redis://env:6379' } })).message).toContain(
+        'redis dispatch needs postgres storage',
+      );
+      expect(configError(() => load({ env: { STEADFAST_DATABASE_URL: 'http://nope' } })).message).toContain(
+        'STEADFAST_DATABASE_URL',
+      );
+    });
+
     it('flags beat the environment and the file, key by key', () => {
       writeJson('steadfast.config.json', file);
       expect(load({ env, flags })).toMatchObject({

@@ -170,7 +170,8 @@ function readConfigFile(file: ConfigFile, namedBy: string): Record<string, unkno
  * `cwd` if it exists; a named file that does not exist is an error. Environment variables (an
  * empty one counts as unset): `STEADFAST_PORT`, `STEADFAST_HOST`, `STEADFAST_DATA_DIR`,
  * `STEADFAST_HMAC_SECRETS` (comma-separated), `STEADFAST_ADMIN_TOKEN`, `STEADFAST_LOG_LEVEL`,
- * `STEADFAST_CONFIG`. This is the only place the service reads them.
+ * `STEADFAST_CONFIG`, `STEADFAST_DATABASE_URL` (storage becomes postgres with that URL) and
+ * `STEADFAST_REDIS_URL` (dispatch becomes redis with that URL). This is the only place the service reads them.
  *
  * @throws ConfigError naming the source and key path of every problem found.
  */
@@ -186,6 +187,19 @@ export function loadConfig(options: LoadConfigOptions = {}): SteadfastConfig {
 
   const merged: Record<string, unknown> = { ...fromFile };
   const sourceOfKey = new Map<string, string>();
+  // The URL variables switch the store / dispatch kind, keeping the file's other settings of it.
+  for (const [name, key, kind] of [
+    ['STEADFAST_DATABASE_URL', 'storage', 'postgres'],
+    ['STEADFAST_REDIS_URL', 'dispatch', 'redis'],
+  ] as const) {
+    const url = envValue(env, name);
+    if (url === undefined) continue;
+    const current = merged[key];
+    const same =
+      typeof current === 'object' && current !== null && (current as { kind?: unknown }).kind === kind;
+    merged[key] = { ...(same ? current : {}), kind, url };
+    sourceOfKey.set(key, name);
+  }
   for (const override of overrides) {
     merged[override.key] = override.value;
     sourceOfKey.set(override.key, override.source);

@@ -9,6 +9,12 @@ function problems(input: unknown): string[] {
   return new ConfigError(configIssuesFromZod(result.error, () => 'test.json')).message.split('\n');
 }
 
+/** Paths of the schema's issues (or `[]`). */
+function issues(input: unknown): { path: PropertyKey[] }[] {
+  const result = configSchema.safeParse(input);
+  return result.success ? [] : result.error.issues.map((issue) => ({ path: issue.path }));
+}
+
 const http = (extra: Record<string, unknown> = {}) => ({
   name: 'hook',
   kind: 'http',
@@ -35,8 +41,41 @@ describe('configSchema', () => {
       retentionMs: 604_800_000,
       shutdownTimeoutMs: 10_000,
       destinations: [{ name: 'audit', kind: 'audit-log', types: '*' }],
+      storage: { kind: 'sqlite' },
+      dispatch: { kind: 'store' },
     });
     expect(config.adminToken).toBeUndefined();
+  });
+
+  it('fills the postgres and redis defaults, and refuses redis dispatch on sqlite', () => {
+    const config = configSchema.parse({
+      storage: { kind: 'postgres', url: 'postgres://db.internal/events' },
+      dispatch: { kind: 'redis', url: 'redis://cache.internal:6379' },
+    });
+    expect(config.storage).toEqual({
+      kind: 'postgres',
+      url: 'postgres://db.internal/events',
+      schema: 'steadfast',
+      poolSize: 10,
+      connectAttempts: 10,
+      connectRetryDelayMs: 3000,
+    });
+    expect(config.dispatch).toEqual({
+      kind: 'redis',
+      url: 'redis://cache.internal:6379',
+      prefix: 'steadfast',
+      reconcileIntervalMs: 1000,
+      connectAttempts: 10,
+      connectRetryDelayMs: 3000,
+    });
+    expect(issues({ dispatch: { kind: 'redis', url: 'redis://x' } })).toContainEqual(
+      expect.objectContaining({ path: ['dispatch', 'kind'] }),
+    );
+    expect(issues({ storage: { kind: 'postgres', url: 'mysql://x' } })[0]?.path).toEqual(['storage', 'url']);
+    expect(issues({ storage: { kind: 'mongo' } })[0]?.path).toEqual(['storage', 'kind']);
+    expect(
+      issues({ storage: { kind: 'postgres', url: 'postgres://x', schema: 'Bad-Name' } })[0]?.path,
+    ).toEqual(['storage', 'schema']);
   });
 
   it('hands out fresh default arrays on every parse', () => {

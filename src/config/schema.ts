@@ -22,6 +22,24 @@ export const CONFIG_DEFAULTS = {
   retentionMs: 604_800_000,
   shutdownTimeoutMs: 10_000,
   destinations: [{ name: 'audit', kind: 'audit-log', types: '*' }],
+  storage: { kind: 'sqlite' },
+  dispatch: { kind: 'store' },
+} as const;
+
+/** Defaults of `storage` when `kind` is `postgres`. */
+export const POSTGRES_STORAGE_DEFAULTS = {
+  schema: 'steadfast',
+  poolSize: 10,
+  connectAttempts: 10,
+  connectRetryDelayMs: 3000,
+} as const;
+
+/** Defaults of `dispatch` when `kind` is `redis`. */
+export const REDIS_DISPATCH_CONFIG_DEFAULTS = {
+  prefix: 'steadfast',
+  reconcileIntervalMs: 1000,
+  connectAttempts: 10,
+  connectRetryDelayMs: 3000,
 } as const;
 
 /** Default `timeoutMs` of an `http` destination (other destinations default to the library's 30000). */
@@ -180,6 +198,71 @@ const httpDestinationSchema = z.strictObject({
   rules: httpRulesSchema.optional(),
 });
 
+/** Connecting at start-up: how many tries, and the pause between them. */
+const connectFields = (defaults: {
+  readonly connectAttempts: number;
+  readonly connectRetryDelayMs: number;
+}) => ({
+  /** Connect tries at start-up before the process gives up and exits non-zero. default 10 */
+  connectAttempts: z.int().min(1).max(10_000).default(defaults.connectAttempts),
+  /** Pause between those tries. default 3000 */
+  connectRetryDelayMs: z.int().min(0).max(600_000).default(defaults.connectRetryDelayMs),
+});
+
+/** Where events, deliveries and dead letters are recorded. */
+const storageSchema = z.discriminatedUnion(
+  'kind',
+  [
+    /** One SQLite file, `<dataDir>/steadfast.db`: one machine, no server to run. */
+    z.strictObject({ kind: z.literal('sqlite') }),
+    /** PostgreSQL: several gateway and worker processes on several machines share it. */
+    z.strictObject({
+      kind: z.literal('postgres'),
+      /** `postgres://user:password@host:port/database` (also `STEADFAST_DATABASE_URL`). */
+      url: z.string().regex(/^postgres(ql)?:\/\/./, { error: 'expected a postgres:// URL' }),
+      /** Schema holding every table; created if missing. default `'steadfast'` */
+      schema: z
+        .string()
+        .regex(/^[a-z_][a-z0-9_]{0,47}$/, { error: 'must be lower-case letters, digits and _, at most 48' })
+        .default(POSTGRES_STORAGE_DEFAULTS.schema),
+      /** Connections per process. default 10 */
+      poolSize: z.int().min(1).max(1000).default(POSTGRES_STORAGE_DEFAULTS.poolSize),
+      ...connectFields(POSTGRES_STORAGE_DEFAULTS),
+    }),
+  ],
+  {
+    error: (issue) =>
+      issue.code === 'invalid_union' ? `kind must be one of "sqlite", "postgres"` : undefined,
+  },
+);
+
+/** How work reaches the workers. */
+const dispatchSchema = z.discriminatedUnion(
+  'kind',
+  [
+    /** Workers claim straight from the store (SQLite polling of its file, PostgreSQL LISTEN/NOTIFY). */
+    z.strictObject({ kind: z.literal('store') }),
+    /** BullMQ on Redis carries one job per delivery between processes; the store stays the record. */
+    z.strictObject({
+      kind: z.literal('redis'),
+      /** `redis://host:port[/db]` (also `STEADFAST_REDIS_URL`). */
+      url: z.string().regex(/^rediss?:\/\/./, { error: 'expected a redis:// URL' }),
+      /** Key prefix of the queues. default `'steadfast'` */
+      prefix: z.string().min(1).max(100).default(REDIS_DISPATCH_CONFIG_DEFAULTS.prefix),
+      /** How often the store is compared with Redis to re-enqueue lost jobs. default 1000 */
+      reconcileIntervalMs: z
+        .int()
+        .min(10)
+        .max(3_600_000)
+        .default(REDIS_DISPATCH_CONFIG_DEFAULTS.reconcileIntervalMs),
+      ...connectFields(REDIS_DISPATCH_CONFIG_DEFAULTS),
+    }),
+  ],
+  {
+    error: (issue) => (issue.code === 'invalid_union' ? `kind must be one of "store", "redis"` : undefined),
+  },
+);
+
 /** One destination of the service, discriminated on `kind`. */
 export const destinationSchema = z.discriminatedUnion(
   'kind',
@@ -193,69 +276,84 @@ export const destinationSchema = z.discriminatedUnion(
  * The service's one configuration schema. Unknown keys are rejected at every level, every
  * option has a default (`CONFIG_DEFAULTS`), and units are in the names.
  */
-export const configSchema = z.strictObject({
-  /** Each alert is also POSTed as JSON to this URL. default: none (alerts are logged) */
-  alertWebhookUrl: z.url({ protocol: /^https?$/ }).optional(),
-  /** TCP port of the HTTP server; `0` picks a free one. default 3000 */
-  port: z.int().min(0).max(65_535).default(CONFIG_DEFAULTS.port),
-  /** Interface the HTTP server listens on. default `'0.0.0.0'` */
-  host: z.string().min(1).max(255).default(CONFIG_DEFAULTS.host),
-  /** Folder of the SQLite store and the generated secrets. default `'./data'` */
-  dataDir: z.string().min(1).default(CONFIG_DEFAULTS.dataDir),
-  /** pino log level. default `'info'` */
-  logLevel: z.enum(LOG_LEVELS).default(CONFIG_DEFAULTS.logLevel),
-  /**
-   * Secrets that may sign incoming requests (several, to rotate). default `[]`: one is read from,
-   * or generated into, `<dataDir>/hmac-secret`.
-   */
-  hmacSecrets: z.array(secretString).default(() => []),
-  /** Bearer token of the admin routes. default: read from, or generated into, `<dataDir>/admin-token` */
-  adminToken: secretString.optional(),
-  /** Reject unsigned requests. default `true` */
-  signatureRequired: z.boolean().default(CONFIG_DEFAULTS.signatureRequired),
-  /** Largest accepted difference between a signature's timestamp and now. default 300 */
-  signatureToleranceSeconds: z.int().min(1).max(86_400).default(CONFIG_DEFAULTS.signatureToleranceSeconds),
-  /** Largest accepted request body. default 1048576 (1 MiB) */
-  maxBodyBytes: z
-    .int()
-    .min(1)
-    .max(256 * 1024 * 1024)
-    .default(CONFIG_DEFAULTS.maxBodyBytes),
-  /** Most events in one batch request. default 1000 */
-  maxBatchEvents: z.int().min(1).max(100_000).default(CONFIG_DEFAULTS.maxBatchEvents),
-  /** Ingest rate limits (token buckets). */
-  rateLimit: z
-    .strictObject({
-      /** Per client IP address. default 200/s, burst 400 */
-      perIp: tokenBucketSchema(CONFIG_DEFAULTS.rateLimit.perIp),
-      /** Per HMAC secret that signed the request. default 2000/s, burst 4000 */
-      perSecret: tokenBucketSchema(CONFIG_DEFAULTS.rateLimit.perSecret),
-    })
-    .prefault({}),
-  /** A repeated `eventId` within this window is a duplicate. default 604800000 (7 days) */
-  dedupWindowMs: z.int().min(0).default(CONFIG_DEFAULTS.dedupWindowMs),
-  /** Delivered events are deleted this long after arrival. default 604800000 (7 days) */
-  retentionMs: z.int().min(0).default(CONFIG_DEFAULTS.retentionMs),
-  /** Grace period for running attempts on shutdown. default 10000 */
-  shutdownTimeoutMs: z.int().min(0).max(MAX_TIMER_MS).default(CONFIG_DEFAULTS.shutdownTimeoutMs),
-  /** Where events go; names are unique. default: one `audit-log` destination named `audit` for every type */
-  destinations: z
-    .array(destinationSchema)
-    .superRefine((destinations, ctx) => {
-      const seen = new Set<string>();
-      destinations.forEach((destination, index) => {
-        if (seen.has(destination.name)) {
-          ctx.addIssue({
-            code: 'custom',
-            path: [index, 'name'],
-            message: `duplicate destination name "${destination.name}"`,
-          });
-        }
-        seen.add(destination.name);
+export const configSchema = z
+  .strictObject({
+    /** The store of record. default `{ kind: 'sqlite' }` (`<dataDir>/steadfast.db`) */
+    storage: storageSchema.default(() => ({ kind: 'sqlite' as const })),
+    /** How work reaches workers. default `{ kind: 'store' }`; `redis` needs `postgres` storage */
+    dispatch: dispatchSchema.default(() => ({ kind: 'store' as const })),
+    /** Each alert is also POSTed as JSON to this URL. default: none (alerts are logged) */
+    alertWebhookUrl: z.url({ protocol: /^https?$/ }).optional(),
+    /** TCP port of the HTTP server; `0` picks a free one. default 3000 */
+    port: z.int().min(0).max(65_535).default(CONFIG_DEFAULTS.port),
+    /** Interface the HTTP server listens on. default `'0.0.0.0'` */
+    host: z.string().min(1).max(255).default(CONFIG_DEFAULTS.host),
+    /** Folder of the SQLite store and the generated secrets. default `'./data'` */
+    dataDir: z.string().min(1).default(CONFIG_DEFAULTS.dataDir),
+    /** pino log level. default `'info'` */
+    logLevel: z.enum(LOG_LEVELS).default(CONFIG_DEFAULTS.logLevel),
+    /**
+     * Secrets that may sign incoming requests (several, to rotate). default `[]`: one is read from,
+     * or generated into, `<dataDir>/hmac-secret`.
+     */
+    hmacSecrets: z.array(secretString).default(() => []),
+    /** Bearer token of the admin routes. default: read from, or generated into, `<dataDir>/admin-token` */
+    adminToken: secretString.optional(),
+    /** Reject unsigned requests. default `true` */
+    signatureRequired: z.boolean().default(CONFIG_DEFAULTS.signatureRequired),
+    /** Largest accepted difference between a signature's timestamp and now. default 300 */
+    signatureToleranceSeconds: z.int().min(1).max(86_400).default(CONFIG_DEFAULTS.signatureToleranceSeconds),
+    /** Largest accepted request body. default 1048576 (1 MiB) */
+    maxBodyBytes: z
+      .int()
+      .min(1)
+      .max(256 * 1024 * 1024)
+      .default(CONFIG_DEFAULTS.maxBodyBytes),
+    /** Most events in one batch request. default 1000 */
+    maxBatchEvents: z.int().min(1).max(100_000).default(CONFIG_DEFAULTS.maxBatchEvents),
+    /** Ingest rate limits (token buckets). */
+    rateLimit: z
+      .strictObject({
+        /** Per client IP address. default 200/s, burst 400 */
+        perIp: tokenBucketSchema(CONFIG_DEFAULTS.rateLimit.perIp),
+        /** Per HMAC secret that signed the request. default 2000/s, burst 4000 */
+        perSecret: tokenBucketSchema(CONFIG_DEFAULTS.rateLimit.perSecret),
+      })
+      .prefault({}),
+    /** A repeated `eventId` within this window is a duplicate. default 604800000 (7 days) */
+    dedupWindowMs: z.int().min(0).default(CONFIG_DEFAULTS.dedupWindowMs),
+    /** Delivered events are deleted this long after arrival. default 604800000 (7 days) */
+    retentionMs: z.int().min(0).default(CONFIG_DEFAULTS.retentionMs),
+    /** Grace period for running attempts on shutdown. default 10000 */
+    shutdownTimeoutMs: z.int().min(0).max(MAX_TIMER_MS).default(CONFIG_DEFAULTS.shutdownTimeoutMs),
+    /** Where events go; names are unique. default: one `audit-log` destination named `audit` for every type */
+    destinations: z
+      .array(destinationSchema)
+      .superRefine((destinations, ctx) => {
+        const seen = new Set<string>();
+        destinations.forEach((destination, index) => {
+          if (seen.has(destination.name)) {
+            ctx.addIssue({
+              code: 'custom',
+              path: [index, 'name'],
+              message: `duplicate destination name "${destination.name}"`,
+            });
+          }
+          seen.add(destination.name);
+        });
+      })
+      .default(() => CONFIG_DEFAULTS.destinations.map((destination) => ({ ...destination }))),
+  })
+  .superRefine((config, ctx) => {
+    if (config.dispatch.kind === 'redis' && config.storage.kind !== 'postgres') {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['dispatch', 'kind'],
+        message:
+          'redis dispatch needs postgres storage (set storage.kind to "postgres" or STEADFAST_DATABASE_URL)',
       });
-    })
-    .default(() => CONFIG_DEFAULTS.destinations.map((destination) => ({ ...destination }))),
-});
+    }
+  });
 
 /** The validated service configuration, every default applied. */
 export type SteadfastConfig = z.output<typeof configSchema>;
@@ -268,6 +366,12 @@ export type DestinationConfig = z.output<typeof destinationSchema>;
 
 /** Retry policy of a destination, as configured. */
 export type RetryConfig = z.output<typeof retrySchema>;
+
+/** The store of record, as configured. */
+export type StorageConfig = SteadfastConfig['storage'];
+
+/** How work reaches the workers, as configured. */
+export type DispatchConfig = SteadfastConfig['dispatch'];
 
 /** A token-bucket rate limit, as configured. */
 export type TokenBucketConfig = SteadfastConfig['rateLimit']['perIp'];

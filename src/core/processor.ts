@@ -205,6 +205,15 @@ export class ReliableEventProcessor {
   }
 
   /** Opens the store, records the destinations and begins delivering. */
+  /**
+   * Connects the backend and records every destination declared so far, without claiming any
+   * work: what a gateway-only process needs. `start()` and the first `addEvent()` do this too.
+   */
+  async open(): Promise<void> {
+    this.assertUsable();
+    await this.registered();
+  }
+
   async start(): Promise<void> {
     this.assertUsable();
     if (this.lifecycle === 'running') return;

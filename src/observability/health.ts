@@ -21,6 +21,8 @@ export interface HealthStatus {
     readonly queue: HealthComponent;
     readonly deadLetters: HealthComponent;
     readonly circuits: HealthComponent;
+    /** A separate dispatch layer (Redis), when the backend has one. */
+    readonly dispatch?: HealthComponent;
   };
 }
 
@@ -58,6 +60,8 @@ export const HEALTH_DEFAULTS: HealthThresholds = {
 };
 
 const WEIGHTS = { backend: 25, failureRate: 20, queue: 15, deadLetters: 20, circuits: 20 } as const;
+/** With a dispatch layer, it takes this much of the backend's weight. */
+const DISPATCH_WEIGHT = 10;
 const RANK: Record<HealthLevel, number> = { healthy: 0, degraded: 1, unhealthy: 2 };
 const CREDIT: Record<HealthLevel, number> = { healthy: 1, degraded: 0.5, unhealthy: 0 };
 
@@ -70,6 +74,8 @@ export interface HealthInputs {
   readonly queueTrend?: { readonly from: number; readonly to: number; readonly overMs: number } | null;
   /** Circuit state per destination run by this process. */
   readonly circuits: Readonly<Record<string, 'closed' | 'open' | 'half-open' | 'none'>>;
+  /** The backend's dispatch layer (`Backend.dispatchHealth()`), if it has one. */
+  readonly dispatch?: { readonly status: HealthLevel; readonly message: string } | null;
   readonly now: number;
 }
 
@@ -162,13 +168,26 @@ export function assessHealth(inputs: HealthInputs, t: HealthThresholds = HEALTH_
   };
 
   const components = { backend, failureRate, queue, deadLetters, circuits };
+  const dispatch: HealthComponent | null = inputs.dispatch
+    ? { status: inputs.dispatch.status, value: null, message: inputs.dispatch.message }
+    : null;
   let score = 0;
   let status: HealthLevel = 'healthy';
   for (const [name, component] of Object.entries(components) as [keyof typeof WEIGHTS, HealthComponent][]) {
-    score += WEIGHTS[name] * CREDIT[component.status];
+    const weight = dispatch && name === 'backend' ? WEIGHTS.backend - DISPATCH_WEIGHT : WEIGHTS[name];
+    score += weight * CREDIT[component.status];
     if (RANK[component.status] > RANK[status]) status = component.status;
   }
-  return { status, score: Math.round(score), checkedAt: new Date(inputs.now).toISOString(), components };
+  if (dispatch) {
+    score += DISPATCH_WEIGHT * CREDIT[dispatch.status];
+    if (RANK[dispatch.status] > RANK[status]) status = dispatch.status;
+  }
+  return {
+    status,
+    score: Math.round(score),
+    checkedAt: new Date(inputs.now).toISOString(),
+    components: dispatch ? { ...components, dispatch } : components,
+  };
 }
 
 /** Remembers queue depths over time to tell a growing backlog from a steady one. */

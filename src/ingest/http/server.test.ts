@@ -212,6 +212,13 @@ describe('HTTP API', () => {
     expect((await post(other, { 'x-hmac-signature': hmac(other, SECRETS[1]) })).statusCode).toBe(202);
   });
 
+  it('answers 503 not_ready to ingest until the store is open', async () => {
+    lifecycle.ready = false;
+    const res = await post(JSON.stringify({ eventId: 'early', type: 't', payload: {} }));
+    expect([res.statusCode, res.json().error.code]).toEqual([503, 'not_ready']);
+    expect(await processor.getEvent('early')).toBeNull();
+  });
+
   it('answers 503 shutting_down and not ready while stopping', async () => {
     expect((await app.inject({ url: '/ready' })).statusCode).toBe(200);
     lifecycle.shuttingDown = true;
@@ -271,6 +278,11 @@ describe('HTTP API', () => {
     expect(page.json().items).toHaveLength(2);
     expect(page.json().nextCursor).not.toBeNull();
     const [first] = page.json().items as { id: string }[];
+    const one = await app.inject({ url: `/events/failed/${first!.id}`, headers: admin });
+    expect([one.statusCode, one.json().id, one.json().destination]).toEqual([200, first!.id, 'broken']);
+    const missing = await app.inject({ url: '/events/failed/999999', headers: admin });
+    expect([missing.statusCode, missing.json().error.code]).toEqual([404, 'not_found']);
+    expect((await app.inject({ url: `/events/failed/${first!.id}` })).statusCode).toBe(401);
 
     const replay = await app.inject({
       method: 'POST',

@@ -45,6 +45,11 @@ export interface ServerDeps {
   readonly metrics?: PrometheusMetrics;
   /** Seconds since the epoch, for signature timestamps. */
   readonly nowSeconds?: () => number;
+  /**
+   * `all`: ingest, inspection, admin and health routes (a gateway). `operations`: only
+   * /health, /ready and /metrics (a worker). default `all`
+   */
+  readonly routes?: 'all' | 'operations';
 }
 
 /** What routes share: the dependencies plus the service's lifecycle flags. */
@@ -144,8 +149,10 @@ export function buildServer(deps: ServerDeps): {
   );
 
   registerHealthRoutes(app, ctx);
-  registerEventRoutes(app, ctx);
-  registerAdminRoutes(app, ctx);
+  if ((deps.routes ?? 'all') === 'all') {
+    registerEventRoutes(app, ctx);
+    registerAdminRoutes(app, ctx);
+  }
   return { app, lifecycle };
 }
 

@@ -70,6 +70,14 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: RouteContext): vo
     }
   });
 
+  app.get('/events/failed/:id', async (request) => {
+    requireAdmin(ctx, request);
+    const { id } = request.params as { id: string };
+    const deadLetter = await ctx.processor.deadLetters.get(id);
+    if (!deadLetter) throw new HttpError('not_found', `no dead letter ${id}`);
+    return deadLetter;
+  });
+
   app.post('/events/dlq/replay', async (request) => {
     requireAdmin(ctx, request);
     const body = parse(selectorSchema, parseJsonBody(request));

@@ -96,6 +96,7 @@ export function registerEventRoutes(app: FastifyInstance, ctx: RouteContext): vo
     {
       onRequest: async (request) => {
         if (ctx.lifecycle.shuttingDown) throw new HttpError('shutting_down');
+        if (!ctx.lifecycle.ready) throw new HttpError('not_ready');
         const wait = ctx.perIp.take(request.ip);
         if (wait > 0) throw limited(wait);
       },

@@ -1,0 +1,28 @@
+import type { Clock } from '../../clock.js';
+import type { ScheduledDelivery } from '../dispatch-source.js';
+import type { Database } from './database.js';
+import type { RegistryCache } from './registry.js';
+
+/** What every PostgreSQL operation needs. */
+export interface PgContext {
+  readonly db: Database;
+  /** The schema holding every table (also namespaces the advisory locks and the channel). */
+  readonly schema: string;
+  readonly clock: Clock;
+  readonly registry: RegistryCache;
+}
+
+/**
+ * What a committed write changed, reported once it is durable: the destinations that may have
+ * work now, and the deliveries that became claimable.
+ */
+export interface WriteEffects {
+  readonly touched: readonly string[];
+  readonly scheduled: readonly ScheduledDelivery[];
+}
+
+export const NO_EFFECTS: WriteEffects = { touched: [], scheduled: [] };
+
+export function effectsOf(scheduled: readonly ScheduledDelivery[]): WriteEffects {
+  return { touched: [...new Set(scheduled.map((s) => s.destination))], scheduled };
+}

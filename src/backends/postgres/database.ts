@@ -1,0 +1,183 @@
+import pg from 'pg';
+import { BackendError, isSteadfastError } from '../../errors.js';
+import { isRetryable, isServerError, toBackendError } from './retryable.js';
+
+/** What every operation runs its SQL through: one connection, inside or outside a transaction. */
+export interface Sql {
+  query<R extends object>(text: string, values?: readonly unknown[]): Promise<R[]>;
+}
+
+export interface DatabaseOptions {
+  readonly connectionString: string;
+  readonly schema: string;
+  readonly poolSize: number;
+  /** Tries of one operation when the error is retryable (the first try included). */
+  readonly tries: number;
+  /** Pause before the first retry; doubled for each further one. */
+  readonly retryDelayMs: number;
+}
+
+/** int8 (bigint, count(*)) as a JS number: ids and epoch milliseconds stay far below 2^53. */
+const TYPES = new pg.TypeOverrides();
+TYPES.setTypeParser(20, (value: string) => Number(value));
+
+/** Connection settings shared by the pool and the listening connection. */
+export function clientConfig(options: Pick<DatabaseOptions, 'connectionString' | 'schema'>): pg.ClientConfig {
+  return {
+    connectionString: options.connectionString,
+    // Every table name resolves in the backend's schema; the schema name is checked at construction.
+    options: `-c search_path=${options.schema}`,
+    types: TYPES,
+    keepAlive: true,
+    connectionTimeoutMillis: 5000,
+    application_name: 'steadfast',
+  };
+}
+
+const pause = (ms: number) =>
+  new Promise<void>((resolve) => {
+    setTimeout(resolve, ms).unref();
+  });
+
+/**
+ * The connection pool. Every operation runs on one pooled connection and is tried again, with
+ * a short doubling pause, when PostgreSQL answers with a retryable error or the connection
+ * drops; after that it rejects with `BackendError`. A connection that failed is discarded, so
+ * the pool heals once the server is back.
+ */
+export class Database {
+  private readonly pool: pg.Pool;
+  private closed = false;
+  /** Operations under way, so `close` can wait for them. */
+  private readonly running = new Set<Promise<unknown>>();
+
+  constructor(private readonly options: DatabaseOptions) {
+    this.pool = new pg.Pool({ ...clientConfig(options), max: options.poolSize, idleTimeoutMillis: 30_000 });
+    // An idle connection that dies (server restart, terminated backend) is dropped by the pool;
+    // without a listener the error would crash the process.
+    this.pool.on('error', () => undefined);
+  }
+
+  /** Runs `work` on one connection, each statement committing on its own. */
+  run<T>(what: string, work: (sql: Sql) => Promise<T>): Promise<T> {
+    return this.track(this.withRetry(what, () => this.once(work, false)));
+  }
+
+  /** Runs `work` inside one transaction: committed if it resolves, rolled back if it throws. */
+  transaction<T>(what: string, work: (sql: Sql) => Promise<T>): Promise<T> {
+    return this.track(this.withRetry(what, () => this.once(work, true)));
+  }
+
+  /** Like `transaction`, but tried once: the caller decides what a failure means. */
+  transactionOnce<T>(what: string, work: (sql: Sql) => Promise<T>): Promise<T> {
+    return this.track(
+      this.once(work, true).catch((error: unknown) => {
+        throw toBackendError(error, what);
+      }),
+    );
+  }
+
+  /** Resolves once PostgreSQL answers, trying `attempts` times `delayMs` apart. */
+  async connect(attempts: number, delayMs: number): Promise<void> {
+    let last: unknown;
+    for (let attempt = 1; attempt <= attempts && !this.closed; attempt++) {
+      try {
+        await this.pool.query('SELECT 1');
+        return;
+      } catch (error) {
+        last = error;
+        if (attempt < attempts) await pause(delayMs);
+      }
+    }
+    throw new BackendError(
+      `PostgreSQL did not answer after ${attempts} attempt${attempts === 1 ? '' : 's'}: ${
+        last instanceof Error ? last.message : String(last)
+      }`,
+      { cause: last },
+    );
+  }
+
+  /** A dedicated connection, outside the pool's retries (migrations hold a session lock on it). */
+  async session<T>(work: (sql: Sql) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    let broken = false;
+    try {
+      return await work(wrap(client));
+    } catch (error) {
+      broken = !connectionIntact(error);
+      throw error;
+    } finally {
+      client.release(broken);
+    }
+  }
+
+  /** Waits for operations under way, then closes every connection. Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.allSettled([...this.running]);
+    await this.pool.end();
+  }
+
+  private track<T>(promise: Promise<T>): Promise<T> {
+    if (this.closed) return Promise.reject(new BackendError('the store is closed'));
+    this.running.add(promise);
+    const forget = () => this.running.delete(promise);
+    promise.then(forget, forget);
+    return promise;
+  }
+
+  private async withRetry<T>(what: string, attempt: () => Promise<T>): Promise<T> {
+    for (let tried = 1; ; tried++) {
+      try {
+        return await attempt();
+      } catch (error) {
+        if (tried >= this.options.tries || this.closed || !isRetryable(error)) {
+          throw toBackendError(error, what);
+        }
+        await pause(this.options.retryDelayMs * 2 ** (tried - 1));
+      }
+    }
+  }
+
+  private async once<T>(work: (sql: Sql) => Promise<T>, transactional: boolean): Promise<T> {
+    const client = await this.pool.connect();
+    let broken = false;
+    try {
+      if (!transactional) return await work(wrap(client));
+      await client.query('BEGIN');
+      try {
+        const result = await work(wrap(client));
+        await client.query('COMMIT');
+        return result;
+      } catch (error) {
+        // Only the transaction is lost when the connection still answers.
+        if (connectionIntact(error)) await client.query('ROLLBACK');
+        throw error;
+      }
+    } catch (error) {
+      broken = !connectionIntact(error);
+      throw error;
+    } finally {
+      client.release(broken);
+    }
+  }
+}
+
+/** The error came from the server or from Steadfast: the connection itself still works. */
+function connectionIntact(error: unknown): boolean {
+  if (isSteadfastError(error)) return true;
+  if (!isServerError(error)) return false;
+  // Connection exceptions and a server shutting down end the session along with the statement.
+  const code = error.code ?? '';
+  return !code.startsWith('08') && !code.startsWith('57P');
+}
+
+function wrap(client: pg.PoolClient): Sql {
+  return {
+    async query<R extends object>(text: string, values?: readonly unknown[]): Promise<R[]> {
+      const result = await client.query<R>(text, values as unknown[] | undefined);
+      return result.rows;
+    },
+  };
+}
