@@ -30,7 +30,8 @@ export function clientConfig(options: Pick<DatabaseOptions, 'connectionString' |
     types: TYPES,
     keepAlive: true,
     connectionTimeoutMillis: 5000,
-    application_name: 'steadfast',
+    // Names the store in pg_stat_activity (at most 58 characters: the schema name is at most 48).
+    application_name: `steadfast ${options.schema}`,
   };
 }
 

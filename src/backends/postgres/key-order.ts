@@ -7,6 +7,11 @@ export interface KeyRef {
   readonly orderKey: string;
 }
 
+/** Namespaces key locks by schema (advisory locks are shared by the whole database). */
+export function keyLockPrefix(schema: string): string {
+  return `steadfast:key:${schema}:`;
+}
+
 /**
  * Serialises every change to the line of these keys (publish, settling a head, replay, delete)
  * until the transaction ends. Locks are taken in one global order, so two transactions locking
@@ -20,7 +25,7 @@ export async function lockKeys(sql: Sql, schema: string, keys: readonly KeyRef[]
        SELECT DISTINCT hashtextextended($1 || d || chr(31) || o, 0) AS k
        FROM unnest($2::text[], $3::text[]) AS t(d, o)
        ORDER BY k) AS sorted`,
-    [`steadfast:key:${schema}:`, keys.map((k) => k.destination), keys.map((k) => k.orderKey)],
+    [keyLockPrefix(schema), keys.map((k) => k.destination), keys.map((k) => k.orderKey)],
   );
 }
 

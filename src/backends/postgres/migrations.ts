@@ -114,6 +114,48 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX dead_letters_dead_at ON dead_letters (dead_at);
       CREATE INDEX dead_letters_destination ON dead_letters (destination, seq);
       CREATE INDEX dead_letters_type ON dead_letters (event_type, seq);
+
+      -- Settles a batch of successful attempts in one round trip. For a delivery of an ordered
+      -- key it then takes the key's lock (the one publish takes) and lets the next delivery of
+      -- the key go; each statement here sees what committed before it, so a delivery published
+      -- meanwhile is either promoted or saw the key free. Keys are locked in one global order.
+      CREATE FUNCTION complete_deliveries(p_ids bigint[], p_tokens text[], p_started bigint[],
+                                          p_durations integer[], p_now bigint, p_lock_prefix text)
+      RETURNS TABLE (out_id bigint, out_destination text, out_promoted bigint)
+      LANGUAGE plpgsql SET search_path FROM CURRENT AS $fn$
+      DECLARE
+        r record;
+        v_next bigint;
+      BEGIN
+        FOR r IN
+          WITH done AS (
+            UPDATE deliveries d SET state = 'succeeded', lease_token = NULL, completed_at = p_now,
+              updated_at = p_now, started_at = c.started, duration_ms = c.duration
+            FROM unnest(p_ids, p_tokens, p_started, p_durations) AS c(id, token, started, duration)
+            WHERE d.id = c.id AND d.lease_token = c.token AND d.state = 'processing'
+            RETURNING d.id, d.destination, d.order_key
+          )
+          SELECT done.*, hashtextextended(p_lock_prefix || done.destination || chr(31) || done.order_key, 0) AS lock_key
+          FROM done ORDER BY lock_key NULLS FIRST, done.id
+        LOOP
+          v_next := NULL;
+          IF r.order_key IS NOT NULL THEN
+            PERFORM pg_advisory_xact_lock(r.lock_key);
+            UPDATE deliveries d SET state = 'pending', run_at = p_now, updated_at = p_now
+            WHERE d.id = (
+              SELECT x.id FROM deliveries x
+              WHERE x.destination = r.destination AND x.order_key = r.order_key
+                AND x.state IN ${ACTIVE_STATES_SQL} AND x.state = 'blocked'
+              ORDER BY x.id LIMIT 1)
+            RETURNING d.id INTO v_next;
+          END IF;
+          out_id := r.id;
+          out_destination := r.destination;
+          out_promoted := v_next;
+          RETURN NEXT;
+        END LOOP;
+      END
+      $fn$;
     `,
   },
 ];

@@ -22,6 +22,7 @@ import type {
 } from '../backend.js';
 import type { DispatchSource, ScheduledDelivery } from '../dispatch-source.js';
 import * as claims from './claim.js';
+import { CompleteQueue } from './complete-queue.js';
 import type { PgContext } from './context.js';
 import { Database, type Sql } from './database.js';
 import * as deadLetters from './dead-letters.js';
@@ -41,6 +42,7 @@ type ScheduledListener = (deliveries: readonly ScheduledDelivery[]) => void;
 interface Opened {
   readonly ctx: PgContext;
   readonly publishes: PublishQueue;
+  readonly completions: CompleteQueue;
   readonly notifier: WorkNotifier;
   readonly listener: ChannelListener;
 }
@@ -123,7 +125,7 @@ export class PostgresBackend implements DispatchSource {
     await this.opening?.catch(() => undefined);
     const opened = this.opened;
     if (!opened) return;
-    await opened.publishes.close();
+    await Promise.all([opened.publishes.close(), opened.completions.close()]);
     await opened.listener.stop();
     await opened.ctx.db.close();
     this.workListeners.clear();
@@ -187,15 +189,7 @@ export class PostgresBackend implements DispatchSource {
   }
 
   async complete(lease: Lease, attempt: AttemptReport): Promise<void> {
-    const { ctx } = this.state();
-    const now = this.clock.now();
-    const done = await ctx.db.run('complete', (sql) => settle.completeUnordered(sql, lease, attempt, now));
-    if (done) return;
-    // An ordered key's head (or a lease not held, which this reports): settle and promote together.
-    const next = await ctx.db.transaction('complete', (sql) =>
-      settle.completeOrdered(sql, ctx.schema, lease, attempt, now),
-    );
-    this.committed(next);
+    return this.state().completions.complete(lease, attempt);
   }
 
   async retry(
@@ -284,6 +278,7 @@ export class PostgresBackend implements DispatchSource {
       this.opened = {
         ctx,
         publishes: new PublishQueue(ctx, (outcome) => this.committed(outcome.scheduled)),
+        completions: new CompleteQueue(ctx, (promoted) => this.committed(promoted)),
         notifier: new WorkNotifier(db, channel, this.origin),
         listener,
       };

@@ -20,49 +20,6 @@ export type Settled = ScheduledDelivery[];
 const NONE: Settled = [];
 
 /**
- * Marks a leased delivery succeeded: one statement on the hot path. A success is kept on the
- * delivery row itself (start time and duration); only failed and lost attempts get rows of their
- * own. Answers false, changing nothing, for a delivery of an ordered key or a lease not held:
- * `completeOrdered` then settles it (or reports the lost lease).
- */
-export async function completeUnordered(
-  sql: Sql,
-  lease: Lease,
-  report: AttemptReport,
-  now: number,
-): Promise<boolean> {
-  const rows = await sql.query(
-    `UPDATE deliveries SET state = 'succeeded', lease_token = NULL, completed_at = $3, updated_at = $3,
-       started_at = $4, duration_ms = $5
-     WHERE id = $1 AND lease_token = $2 AND state = 'processing' AND order_key IS NULL
-     RETURNING id`,
-    [idOf(lease), lease.token, now, report.startedAt, Math.round(report.durationMs)],
-  );
-  return rows.length > 0;
-}
-
-/** Marks a leased delivery of an ordered key succeeded and lets the next of its key go. Run in a transaction. */
-export async function completeOrdered(
-  sql: Sql,
-  schema: string,
-  lease: Lease,
-  report: AttemptReport,
-  now: number,
-): Promise<Settled> {
-  const [row] = await sql.query<{ destination: string; order_key: string | null }>(
-    `UPDATE deliveries SET state = 'succeeded', lease_token = NULL, completed_at = $3, updated_at = $3,
-       started_at = $4, duration_ms = $5
-     WHERE id = $1 AND lease_token = $2 AND state = 'processing'
-     RETURNING destination, order_key`,
-    [idOf(lease), lease.token, now, report.startedAt, Math.round(report.durationMs)],
-  );
-  if (!row) throw lost(lease);
-  if (row.order_key === null) return NONE;
-  const next = await promoteNext(sql, schema, { destination: row.destination, orderKey: row.order_key }, now);
-  return next ? [next] : NONE;
-}
-
-/**
  * Records the failed attempt and schedules the next at `runAt`, in one statement. Uncharged (a
  * failed circuit-breaker probe), the attempt is recorded as `probe_failed` and given back.
  */
