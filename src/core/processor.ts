@@ -340,6 +340,7 @@ export class ReliableEventProcessor {
         failure: this.metrics.failureRate(),
         queueTrend: queue ? this.queueTrend.record(this.clock.now(), queue.depth) : null,
         circuits: this.dispatcher.circuitStates(),
+        dispatch: this.backend.dispatchHealth?.() ?? null,
         now: this.clock.now(),
       },
       this.options.health as HealthThresholds,

@@ -5,12 +5,14 @@ import type { DestinationQueues } from './queues.js';
 
 /** Deliveries read from the store per page. */
 const PAGE_SIZE = 1000;
-/** Most deliveries one pass looks at; the next pass goes on from there. */
-const MAX_PER_PASS = 20_000;
+/** Most deliveries a routine pass looks at; the next one goes on from there. */
+const ROUTINE_PASS_LIMIT = 1000;
 
 export interface ReconcilerDeps {
   readonly store: DispatchSource;
   readonly queues: DestinationQueues;
+  /** A key this process sets in Redis: when it is gone, Redis lost its data (flush, restart). */
+  readonly marker: { exists(): Promise<boolean>; set(): Promise<void> };
   readonly clock: Clock;
   readonly intervalMs: number;
   readonly logger: Logger | null;
@@ -24,7 +26,11 @@ export interface ReconcilerDeps {
  * Compares the store of record with Redis and re-enqueues every delivery that falls due before
  * the next pass but has no job in Redis, so a Redis restart without persistence, a FLUSHALL or
  * an eviction loses nothing. A pass reads the store page by page and checks the jobs with one
- * pipelined EXISTS per page, so it costs little when nothing is missing.
+ * pipelined EXISTS per page.
+ *
+ * To stay cheap under a large backlog, a routine pass looks at no more than 1000 deliveries and
+ * the next one goes on from there; a full pass runs at start, after a reconnect, and whenever
+ * the marker key is gone (Redis lost its data).
  */
 export class Reconciler {
   private cancelTimer: CancelTimer | null = null;
@@ -32,6 +38,7 @@ export class Reconciler {
   private again = false;
   private cursor: string | undefined;
   private stopped = true;
+  private fullPassDue = true;
 
   constructor(private readonly deps: ReconcilerDeps) {}
 
@@ -42,8 +49,13 @@ export class Reconciler {
     this.trigger();
   }
 
-  /** Runs a pass as soon as possible (coalesced with one already running). */
-  trigger(): void {
+  /** Runs a full pass as soon as possible (coalesced with one already running). */
+  triggerFull(): void {
+    this.fullPassDue = true;
+    this.trigger();
+  }
+
+  private trigger(): void {
     if (this.stopped) return;
     if (this.running) {
       this.again = true;
@@ -53,6 +65,7 @@ export class Reconciler {
     this.cancelTimer = null;
     this.running = this.pass()
       .catch((error: unknown) => {
+        this.fullPassDue = true;
         this.deps.logger?.warn({ err: error }, 'reconciling Redis with the store failed; trying again');
         return 0;
       })
@@ -79,14 +92,22 @@ export class Reconciler {
     await this.running;
   }
 
-  /** One pass; answers how many deliveries it re-enqueued. */
-  async pass(): Promise<number> {
+  /** One pass (full when `full`, or when Redis lost its data); answers how many deliveries it re-enqueued. */
+  async pass(full = false): Promise<number> {
     if (!this.deps.usable()) return 0;
-    const { store, queues, clock } = this.deps;
+    const { store, clock, marker } = this.deps;
+    if (this.fullPassDue || !(await marker.exists())) full = true;
+    if (full) {
+      this.fullPassDue = false;
+      this.cursor = undefined;
+      // Set before the pass: a flush during it removes the marker again and the next pass is full.
+      await marker.set();
+    }
+    const limit = full ? Number.POSITIVE_INFINITY : ROUTINE_PASS_LIMIT;
     const dueBefore = clock.now() + this.deps.intervalMs;
     let seen = 0;
     let added = 0;
-    while (seen < MAX_PER_PASS) {
+    while (seen < limit) {
       const page = await store.schedulable({ dueBefore, limit: PAGE_SIZE, afterId: this.cursor });
       seen += page.length;
       if (page.length > 0) {

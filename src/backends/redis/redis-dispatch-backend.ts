@@ -2,7 +2,6 @@ import type { EventEnvelope } from '../../event.js';
 import type {
   AttemptReport,
   Backend,
-  ClaimedDelivery,
   ClaimRequest,
   ClaimResult,
   DeadLetterKeyPolicy,
@@ -21,8 +20,9 @@ import type {
 } from '../backend.js';
 import type { ScheduledDelivery } from '../dispatch-source.js';
 import { RedisLink, redact, type LinkState } from './connection.js';
-import { HeldJobs, type HeldJob } from './held-jobs.js';
-import { JobFetcher, type FetchResult } from './job-fetcher.js';
+import { HeldJobs } from './held-jobs.js';
+import { JobClaimer } from './job-claimer.js';
+import { JobFetcher } from './job-fetcher.js';
 import {
   resolveRedisDispatchOptions,
   type RedisDispatchOptions,
@@ -33,9 +33,6 @@ import { Reconciler } from './reconciler.js';
 import { WorkSignal } from './work-signal.js';
 
 export type { RedisDispatchOptions } from './options.js';
-
-/** After the store failed to top a claim up, look again this much later, ms. */
-const TOP_UP_ERROR_BACKOFF_MS = 1000;
 
 /**
  * The `redis` dispatch mode: PostgreSQL (the `DispatchSource`) stays the record of every event,
@@ -58,7 +55,7 @@ export class RedisDispatchBackend implements Backend {
   private readonly options: ResolvedRedisDispatchOptions;
   private link: RedisLink | null = null;
   private queues: DestinationQueues | null = null;
-  private fetcher: JobFetcher | null = null;
+  private claimer: JobClaimer | null = null;
   private held: HeldJobs;
   private reconciler: Reconciler | null = null;
   private signal: WorkSignal | null = null;
@@ -106,12 +103,24 @@ export class RedisDispatchBackend implements Backend {
     }
     const queues = new DestinationQueues(link.client, prefix, clock);
     this.queues = queues;
-    this.fetcher = new JobFetcher(queues);
+    this.claimer = new JobClaimer({
+      store,
+      queues,
+      fetcher: new JobFetcher(queues),
+      held: this.held,
+      clock,
+      logger,
+    });
     this.signal = new WorkSignal(link, `${prefix}:work`, (destinations) => this.emit(destinations));
     this.signal.start();
+    const markerKey = `${prefix}:dispatch-marker`;
     this.reconciler = new Reconciler({
       store,
       queues,
+      marker: {
+        exists: async () => (await link.client.exists(markerKey)) === 1,
+        set: async () => void (await link.client.set(markerKey, String(Date.now()))),
+      },
       clock,
       intervalMs: this.options.reconcileIntervalMs,
       logger,
@@ -150,6 +159,7 @@ export class RedisDispatchBackend implements Backend {
     const url = redact(this.options.redisUrl);
     if (this.usable()) return { status: 'healthy', message: `dispatching through Redis at ${url}` };
     if (this.closing) return { status: 'unhealthy', message: 'dispatch closed' };
+    if (this.link === null) return { status: 'degraded', message: `not connected to Redis at ${url} yet` };
     const why = this.link?.error?.message;
     return {
       status: 'degraded',
@@ -197,7 +207,7 @@ export class RedisDispatchBackend implements Backend {
     } else {
       this.fallbackWarned = false;
       logger?.info(`Redis at ${redact(this.options.redisUrl)} reachable again: dispatching through Redis`);
-      this.reconciler?.trigger();
+      this.reconciler?.triggerFull();
     }
     this.emit('all');
   }
@@ -211,63 +221,7 @@ export class RedisDispatchBackend implements Backend {
 
   async claim(request: ClaimRequest): Promise<ClaimResult> {
     if (!this.usable()) return this.claimFromStore(request);
-    const limit = typeof request.limit === 'function' ? request.limit() : request.limit;
-    if (limit <= 0) return { deliveries: [], nextDueAt: null };
-    const { destination, leaseMs, workerId } = request;
-    let fetched: FetchResult;
-    try {
-      fetched = await this.fetcher!.fetch(destination, limit, leaseMs);
-    } catch (error) {
-      this.options.logger?.warn({ err: error, destination }, 'fetching jobs from Redis failed');
-      return this.claimFromStore({ ...request, limit });
-    }
-    const ids = fetched.jobs.map((j) => j.deliveryId);
-    const topUp = fetched.drained ? limit - fetched.jobs.length : 0;
-    const [byId, extra] = await Promise.allSettled([
-      ids.length > 0
-        ? this.store.claimByIds({ destination, deliveryIds: ids, leaseMs, workerId })
-        : Promise.resolve([]),
-      topUp > 0 ? this.store.claim({ destination, limit: topUp, leaseMs, workerId }) : Promise.resolve(null),
-    ]);
-    if (byId.status === 'rejected') {
-      // Nothing was leased by id: the jobs go back for whoever claims next.
-      await Promise.all(fetched.jobs.map((j) => this.putBackUnleased(j.deliveryId, j)));
-      if (extra.status === 'fulfilled' && extra.value && extra.value.deliveries.length > 0) {
-        return this.afterTopUp(destination, extra.value.deliveries, extra.value.nextDueAt);
-      }
-      throw byId.reason;
-    }
-    const leased = new Map<string, ClaimedDelivery>();
-    for (const d of byId.value) leased.set(d.lease.deliveryId, d);
-    const toppedUp = extra.status === 'fulfilled' && extra.value ? extra.value.deliveries : [];
-    for (const d of toppedUp) leased.set(d.lease.deliveryId, d);
-    const now = this.options.clock.now();
-    await Promise.all(
-      fetched.jobs.map((j) => {
-        if (leased.has(j.deliveryId)) {
-          this.held.hold(j.deliveryId, j);
-          return undefined;
-        }
-        return this.dropStale(j, now);
-      }),
-    );
-    const withoutJob = toppedUp.filter((d) => !this.held.has(d.lease.deliveryId));
-    if (withoutJob.length > 0) this.forgetStaleJobs(destination, withoutJob);
-
-    let nextDueAt: number | null;
-    if (extra.status === 'rejected') {
-      this.options.logger?.warn(
-        { err: extra.reason, destination },
-        'topping a claim up from the store failed',
-      );
-      nextDueAt = now + TOP_UP_ERROR_BACKOFF_MS;
-    } else if (extra.value) {
-      nextDueAt = extra.value.nextDueAt;
-    } else {
-      // Redis had at least as many jobs as asked for: if some were stale, claim again at once.
-      nextDueAt = leased.size < limit ? now : null;
-    }
-    return { deliveries: [...leased.values()], nextDueAt };
+    return this.claimer!.claim(request, () => this.usable());
   }
 
   private async claimFromStore(request: ClaimRequest): Promise<ClaimResult> {
@@ -276,43 +230,6 @@ export class RedisDispatchBackend implements Backend {
       this.options.logger?.warn('Redis unavailable: claiming from the store directly');
     }
     return this.store.claim(request);
-  }
-
-  private afterTopUp(
-    destination: string,
-    deliveries: ClaimedDelivery[],
-    nextDueAt: number | null,
-  ): ClaimResult {
-    this.forgetStaleJobs(destination, deliveries);
-    return { deliveries, nextDueAt };
-  }
-
-  /**
-   * A job fetched for a delivery the store would not lease: delayed again if the delivery is
-   * not due yet, otherwise finished (it is done, leased elsewhere, or waits behind its key).
-   */
-  private async dropStale(held: HeldJob & { readonly deliveryId: string }, now: number): Promise<void> {
-    const runAt = held.job.data.runAt;
-    this.held.hold(held.deliveryId, held);
-    if (runAt > now) await this.held.delay(held.deliveryId, runAt);
-    else await this.held.finish(held.deliveryId);
-  }
-
-  private async putBackUnleased(deliveryId: string, held: HeldJob): Promise<void> {
-    this.held.hold(deliveryId, held);
-    await this.held.putBack(deliveryId);
-  }
-
-  /**
-   * Deliveries leased from the store directly may still have a job waiting in Redis; remove it
-   * so nobody fetches it for nothing (a job another worker holds is left alone).
-   */
-  private forgetStaleJobs(destination: string, deliveries: readonly ClaimedDelivery[]): void {
-    if (!this.usable() || deliveries.length === 0) return;
-    this.queues!.remove(
-      destination,
-      deliveries.map((d) => d.lease.deliveryId),
-    ).catch(() => undefined);
   }
 
   async extendLeases(leases: readonly Lease[], leaseMs: number): Promise<string[]> {
@@ -402,10 +319,10 @@ export class RedisDispatchBackend implements Backend {
     return this.store.ping();
   }
 
-  /** Runs one reconciliation pass now; answers how many deliveries were put back into Redis. */
+  /** Runs a full reconciliation pass now; answers how many deliveries were put back into Redis. */
   async reconcile(): Promise<number> {
     await this.open();
-    return this.reconciler!.pass();
+    return this.reconciler!.pass(true);
   }
 }
 
