@@ -67,6 +67,8 @@ describe.skipIf(!available)('PostgreSQL unreachable during a run', () => {
           name: 'hook',
           kind: 'http',
           url: receiverUrl,
+          // Signed, so each request carries `webhook-id` (the event id) that the receiver counts by.
+          secret: 'postgres-outage-destination-secret',
           retry: { baseDelayMs: 50, maxDelayMs: 500, maxAttempts: 100 },
           circuitBreaker: false,
         },

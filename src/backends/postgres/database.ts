@@ -15,6 +15,12 @@ export interface DatabaseOptions {
   readonly tries: number;
   /** Pause before the first retry; doubled for each further one. */
   readonly retryDelayMs: number;
+  /**
+   * Called (on a later turn) when an operation succeeds after some operation lost its
+   * connection. A write whose connection failed may have committed without its caller learning
+   * it, so what it made claimable was never announced: the caller looks again.
+   */
+  readonly onRecovered?: () => void;
 }
 
 /** int8 (bigint, count(*)) as a JS number: ids and epoch milliseconds stay far below 2^53. */
@@ -35,6 +41,9 @@ export function clientConfig(options: Pick<DatabaseOptions, 'connectionString' |
   };
 }
 
+/** Pooled connections whose socket failed: released to be destroyed, never reused. */
+const dead = new WeakSet<pg.PoolClient>();
+
 const pause = (ms: number) =>
   new Promise<void>((resolve) => {
     setTimeout(resolve, ms).unref();
@@ -51,12 +60,23 @@ export class Database {
   private closed = false;
   /** Operations under way, so `close` can wait for them. */
   private readonly running = new Set<Promise<unknown>>();
+  /** An operation lost its connection (or could not get one) since the last one that worked. */
+  private disturbed = false;
 
   constructor(private readonly options: DatabaseOptions) {
     this.pool = new pg.Pool({ ...clientConfig(options), max: options.poolSize, idleTimeoutMillis: 30_000 });
     // An idle connection that dies (server restart, terminated backend) is dropped by the pool;
     // without a listener the error would crash the process.
     this.pool.on('error', () => undefined);
+    // The pool listens only while a connection is idle. A connection that dies while checked out
+    // emits 'error' on the client itself (even with a query running, which also rejects): without
+    // a listener of its own for its whole life that crashes the process. The connection is marked
+    // dead, so the holder gives it back to be destroyed, never to the idle list.
+    this.pool.on('connect', (client) => {
+      client.on('error', () => {
+        dead.add(client);
+      });
+    });
   }
 
   /** Runs `work` on one connection, each statement committing on its own. */
@@ -108,7 +128,7 @@ export class Database {
       broken = !connectionIntact(error);
       throw error;
     } finally {
-      client.release(broken);
+      client.release(broken || dead.has(client));
     }
   }
 
@@ -142,6 +162,23 @@ export class Database {
   }
 
   private async once<T>(work: (sql: Sql) => Promise<T>, transactional: boolean): Promise<T> {
+    let result: T;
+    try {
+      result = await this.attempt(work, transactional);
+    } catch (error) {
+      if (!connectionIntact(error)) this.disturbed = true;
+      throw error;
+    }
+    if (this.disturbed) {
+      this.disturbed = false;
+      const onRecovered = this.options.onRecovered;
+      // After the caller has seen this result and announced what it committed.
+      if (onRecovered) setImmediate(onRecovered);
+    }
+    return result;
+  }
+
+  private async attempt<T>(work: (sql: Sql) => Promise<T>, transactional: boolean): Promise<T> {
     const client = await this.pool.connect();
     let broken = false;
     try {
@@ -160,7 +197,7 @@ export class Database {
       broken = !connectionIntact(error);
       throw error;
     } finally {
-      client.release(broken);
+      client.release(broken || dead.has(client));
     }
   }
 }

@@ -18,11 +18,14 @@ export function channelOf(schema: string): string {
 
 /**
  * Tells other processes that destinations may have work. Destinations touched during one
- * event-loop turn go out as one NOTIFY after their commits. A lost notification only delays the
- * other processes until their next timer: the rows themselves are the record.
+ * event-loop turn go out as one NOTIFY after their commits. The rows themselves are the record: a
+ * notification lost because the store failed is made up for by an "all" once it answers again
+ * (`touchAll`, called by the backend when the store recovers).
  */
 export class WorkNotifier {
   private pending = new Set<string>();
+  /** The next message says "all", whatever `pending` holds. */
+  private all = false;
   private scheduled = false;
 
   constructor(
@@ -34,13 +37,25 @@ export class WorkNotifier {
   touch(destinations: readonly string[]): void {
     if (destinations.length === 0) return;
     for (const name of destinations) this.pending.add(name);
+    this.schedule();
+  }
+
+  /** Tells other processes that any destination may have work (after the store came back). */
+  touchAll(): void {
+    this.all = true;
+    this.schedule();
+  }
+
+  private schedule(): void {
     if (this.scheduled) return;
     this.scheduled = true;
     setImmediate(() => {
       this.scheduled = false;
       const names = [...this.pending];
+      const all = this.all;
       this.pending.clear();
-      let payload = JSON.stringify({ o: this.origin, d: names } satisfies WorkMessage);
+      this.all = false;
+      let payload = JSON.stringify({ o: this.origin, d: all ? 'all' : names } satisfies WorkMessage);
       if (payload.length > MAX_PAYLOAD_CHARS)
         payload = JSON.stringify({ o: this.origin, d: 'all' } satisfies WorkMessage);
       this.db

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { servicesAvailable, TEST_DATABASE_URL } from '../../../test/support/services.js';
+import { TcpProxy } from '../../../test/support/tcp-proxy.js';
 import { waitFor } from '../../../test/support/wait-for.js';
 import { ManualClock } from '../../clock.js';
 import { BackendError, InvalidOptionError, LeaseLostError } from '../../errors.js';
@@ -243,5 +244,66 @@ const report = (clock: ManualClock) => ({ startedAt: clock.now(), durationMs: 1 
     expect(results[0]?.duplicate).toBe(false);
     expect((await backend.queueStats()).depth).toBe(2);
     await waitFor(() => backend.listenerConnections > listenerBefore);
+  });
+
+  it('survives a connection dying while an operation holds it (no unhandled client error)', async () => {
+    const target = new URL(TEST_DATABASE_URL);
+    const proxy = new TcpProxy(target.hostname, Number(target.port || 5432));
+    await proxy.up();
+    const locker = new pg.Client({ connectionString: TEST_DATABASE_URL });
+    await locker.connect();
+    try {
+      const proxied = new URL(TEST_DATABASE_URL);
+      proxied.port = String(proxy.port);
+      const backend = new PostgresBackend({ connectionString: proxied.toString(), schema, clock });
+      opened.push(backend);
+      await backend.open();
+      // The operation waits on the lock while holding its pooled connection, which then dies.
+      await locker.query('BEGIN');
+      await locker.query(`LOCK TABLE ${schema}.deliveries IN ACCESS EXCLUSIVE MODE`);
+      const stats = backend.queueStats();
+      await waitFor(async () => {
+        const waiting = await admin((c) =>
+          c.query(`SELECT 1 FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'`, [
+            `steadfast ${schema}`,
+          ]),
+        );
+        return (waiting.rowCount ?? 0) > 0;
+      });
+      await proxy.down();
+      await expect(stats).rejects.toBeInstanceOf(BackendError);
+      await locker.query('COMMIT');
+      await proxy.up();
+      expect((await backend.queueStats()).depth).toBe(0);
+    } finally {
+      await locker.end();
+      await proxy.down();
+    }
+  });
+
+  it('once the store answers again after a lost connection, wakes local runners and other processes', async () => {
+    const target = new URL(TEST_DATABASE_URL);
+    const proxy = new TcpProxy(target.hostname, Number(target.port || 5432));
+    await proxy.up();
+    try {
+      const consumer = await open();
+      const proxied = new URL(TEST_DATABASE_URL);
+      proxied.port = String(proxy.port);
+      const producer = new PostgresBackend({ connectionString: proxied.toString(), schema, clock });
+      opened.push(producer);
+      await producer.open();
+      const local: (readonly string[] | 'all')[] = [];
+      const remote: (readonly string[] | 'all')[] = [];
+      producer.onWork((destinations) => local.push(destinations));
+      consumer.onWork((destinations) => remote.push(destinations));
+      await proxy.down();
+      await expect(producer.ping()).rejects.toBeInstanceOf(BackendError);
+      await proxy.up();
+      await producer.ping();
+      // The consumer's own LISTEN connection never dropped: its "all" came from the producer.
+      await waitFor(() => local.includes('all') && remote.includes('all'));
+    } finally {
+      await proxy.down();
+    }
   });
 });

@@ -259,6 +259,7 @@ export class PostgresBackend implements DispatchSource {
       poolSize: o.poolSize,
       tries: o.operationTries,
       retryDelayMs: o.operationRetryDelayMs,
+      onRecovered: () => this.recovered(),
     });
     let listener: ChannelListener | null = null;
     try {
@@ -317,6 +318,17 @@ export class PostgresBackend implements DispatchSource {
     this.opened?.notifier.touch(destinations);
     for (const listener of this.scheduledListeners) listener(scheduled);
     this.emitWork(destinations);
+  }
+
+  /**
+   * The store answers again after an operation lost its connection. Such a write may have
+   * committed unannounced (its reply was lost and the retry found the work done, or it failed
+   * for good), and NOTIFYs may have been lost: local runners and other processes look again.
+   */
+  private recovered(): void {
+    if (this.closed || !this.opened) return;
+    this.opened.notifier.touchAll();
+    this.emitWork('all');
   }
 
   private emitWork(destinations: readonly string[] | 'all'): void {
