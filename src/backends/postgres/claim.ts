@@ -3,6 +3,7 @@ import type { ScheduledDelivery } from '../dispatch-source.js';
 import type { Sql } from './database.js';
 import { DUE_STATES_SQL } from './migrations.js';
 import { EVENT_COLUMNS, toEvent, type EventRow } from './rows.js';
+import { prepared } from './statements.js';
 
 interface ClaimRow extends EventRow {
   /** null on the one row answered when nothing was leased (it still carries `next_due_at`). */
@@ -24,11 +25,16 @@ const LEASE_EXPIRED_ERROR = `json_build_object('name', 'LeaseExpiredError', 'cod
  * Leases the picked deliveries in one statement. `picked` (a CTE text over `deliveries`, locked
  * FOR UPDATE SKIP LOCKED) chooses them; this bumps their attempt, hands out the lease, and for
  * a row still `processing` (its worker died) first records the lost attempt as `lease_expired`.
- * Also answers the destination's next due time after the claim (one row with no delivery when
- * nothing was leased).
+ * With `nextDue`, also answers the destination's next due time after the claim (one row with no
+ * delivery when nothing was leased), unless the claim filled its limit `$5` (the caller claims
+ * again at once, so the lookup is skipped).
  * Parameters: $1 destination, $2 now, $3 lease end, $4 token prefix; the picker may add more.
  */
-function leaseStatement(picker: string): string {
+function leaseStatement(picker: string, nextDue: boolean): string {
+  const claimed = `
+      SELECT l.id AS d_id, l.attempts AS d_attempts, l.lease_expiries AS d_lease_expiries, l.lease_token AS d_token,
+             l.recovered AS d_recovered, l.previous_run_at AS d_previous_run_at, ${EVENT_COLUMNS}
+      FROM leased l JOIN events e ON e.seq = l.event_seq`;
   return `
     WITH picked AS (${picker}),
     leased AS (
@@ -51,33 +57,44 @@ function leaseStatement(picker: string): string {
       FROM leased WHERE recovered
       ON CONFLICT (delivery_id, number) DO NOTHING
     )
-    SELECT c.*, n.next_due_at
-    FROM (SELECT LEAST(
+    ${
+      nextDue
+        ? `SELECT c.*, n.next_due_at
+    FROM (SELECT CASE WHEN (SELECT count(*) FROM leased) >= $5 THEN NULL ELSE LEAST(
             (SELECT MIN(run_at) FROM deliveries x
              WHERE x.destination = $1 AND x.state IN ${DUE_STATES_SQL} AND x.id NOT IN (SELECT id FROM picked)),
-            (SELECT MIN(run_at) FROM leased)) AS next_due_at) n
-    LEFT JOIN (
-      SELECT l.id AS d_id, l.attempts AS d_attempts, l.lease_expiries AS d_lease_expiries, l.lease_token AS d_token,
-             l.recovered AS d_recovered, l.previous_run_at AS d_previous_run_at, ${EVENT_COLUMNS}
-      FROM leased l JOIN events e ON e.seq = l.event_seq
-    ) c ON true
-    ORDER BY c.d_previous_run_at, c.d_id`;
+            (SELECT MIN(run_at) FROM leased)) END AS next_due_at) n
+    LEFT JOIN (${claimed}) c ON true
+    ORDER BY c.d_previous_run_at, c.d_id`
+        : `SELECT c.*, NULL::bigint AS next_due_at FROM (${claimed}) c ORDER BY c.d_previous_run_at, c.d_id`
+    }`;
 }
 
 const PICKED_COLUMNS = 'id, state, attempts, total_attempts, started_at, run_at';
 
-const CLAIM_DUE = leaseStatement(`
+const CLAIM_DUE = prepared(
+  leaseStatement(
+    `
   SELECT ${PICKED_COLUMNS} FROM deliveries
   WHERE destination = $1 AND state IN ${DUE_STATES_SQL} AND run_at <= $2
   ORDER BY run_at, id
   LIMIT $5
-  FOR UPDATE SKIP LOCKED`);
+  FOR UPDATE SKIP LOCKED`,
+    true,
+  ),
+);
 
-const CLAIM_IDS = leaseStatement(`
+/** The dispatch layer keeps its own schedule: no next due time. */
+const CLAIM_IDS = prepared(
+  leaseStatement(
+    `
   SELECT ${PICKED_COLUMNS} FROM deliveries
   WHERE id = ANY($5::bigint[]) AND destination = $1 AND state IN ${DUE_STATES_SQL} AND run_at <= $2
   ORDER BY id
-  FOR UPDATE SKIP LOCKED`);
+  FOR UPDATE SKIP LOCKED`,
+    false,
+  ),
+);
 
 function leasedRows(rows: readonly ClaimRow[]): (ClaimRow & { d_id: number })[] {
   return rows.filter((r): r is ClaimRow & { d_id: number } => r.d_id !== null);
@@ -148,29 +165,46 @@ export async function claimByIds(
   return leasedRows(rows).map((r) => toClaimed(terms.destination, r));
 }
 
+const NEXT_DUE = prepared(
+  `SELECT MIN(run_at) AS next FROM deliveries WHERE destination = $1 AND state IN ${DUE_STATES_SQL}`,
+);
+
 /** Earliest due time among this destination's queued deliveries (blocked ones are never due). */
 export async function nextDueAt(sql: Sql, destination: string): Promise<number | null> {
-  const [row] = await sql.query<{ next: number | null }>(
-    `SELECT MIN(run_at) AS next FROM deliveries WHERE destination = $1 AND state IN ${DUE_STATES_SQL}`,
-    [destination],
-  );
+  const [row] = await sql.query<{ next: number | null }>(NEXT_DUE, [destination]);
   return row?.next ?? null;
 }
+
+const EXTEND_LEASES = prepared(
+  `UPDATE deliveries d SET run_at = $1
+   FROM unnest($2::bigint[], $3::text[]) AS l(id, token)
+   WHERE d.id = l.id AND d.lease_token = l.token AND d.state = 'processing'
+   RETURNING d.id`,
+);
 
 /** Moves held leases forward; returns the ids whose lease is no longer held by its token. */
 export async function extendLeases(sql: Sql, leases: readonly Lease[], until: number): Promise<string[]> {
   const valid = leases.filter((l) => Number.isSafeInteger(Number(l.deliveryId)));
   if (valid.length === 0) return leases.map((l) => l.deliveryId);
-  const rows = await sql.query<{ id: number }>(
-    `UPDATE deliveries d SET run_at = $1
-     FROM unnest($2::bigint[], $3::text[]) AS l(id, token)
-     WHERE d.id = l.id AND d.lease_token = l.token AND d.state = 'processing'
-     RETURNING d.id`,
-    [until, valid.map((l) => Number(l.deliveryId)), valid.map((l) => l.token)],
-  );
+  const rows = await sql.query<{ id: number }>(EXTEND_LEASES, [
+    until,
+    valid.map((l) => Number(l.deliveryId)),
+    valid.map((l) => l.token),
+  ]);
   const kept = new Set(rows.map((r) => String(r.id)));
   return leases.filter((l) => !kept.has(l.deliveryId)).map((l) => l.deliveryId);
 }
+
+const SCHEDULABLE_ALL = prepared(
+  `SELECT id, destination, run_at FROM deliveries
+   WHERE state IN ${DUE_STATES_SQL} AND run_at <= $1 AND id > $2 AND $3::text IS NULL
+   ORDER BY id LIMIT $4`,
+);
+const SCHEDULABLE_ONE = prepared(
+  `SELECT id, destination, run_at FROM deliveries
+   WHERE state IN ${DUE_STATES_SQL} AND run_at <= $1 AND id > $2 AND destination = $3
+   ORDER BY id LIMIT $4`,
+);
 
 /** Claimable deliveries by `dueBefore` (expired leases included, blocked ones never), by id. */
 export async function schedulable(
@@ -180,10 +214,7 @@ export async function schedulable(
   if (request.limit <= 0) return [];
   const after = request.afterId === undefined ? 0 : Number(request.afterId);
   const rows = await sql.query<{ id: number; destination: string; run_at: number }>(
-    `SELECT id, destination, run_at FROM deliveries
-     WHERE state IN ${DUE_STATES_SQL} AND run_at <= $1 AND id > $2
-       AND ($3::text IS NULL OR destination = $3)
-     ORDER BY id LIMIT $4`,
+    request.destination === undefined ? SCHEDULABLE_ALL : SCHEDULABLE_ONE,
     [request.dueBefore, Number.isFinite(after) ? after : 0, request.destination ?? null, request.limit],
   );
   return rows.map((r) => ({ deliveryId: String(r.id), destination: r.destination, runAt: r.run_at }));

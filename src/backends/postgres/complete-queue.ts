@@ -3,6 +3,9 @@ import type { AttemptReport, Lease } from '../backend.js';
 import type { ScheduledDelivery } from '../dispatch-source.js';
 import type { PgContext } from './context.js';
 import { keyLockPrefix } from './key-order.js';
+import { prepared } from './statements.js';
+
+const COMPLETE = prepared(`SELECT * FROM complete_deliveries($1, $2, $3, $4, $5, $6)`);
 
 interface QueuedCompletion {
   readonly lease: Lease;
@@ -75,7 +78,7 @@ export class CompleteQueue {
     let rows: CompletedRow[];
     try {
       rows = await this.ctx.db.run('complete', (sql) =>
-        sql.query<CompletedRow>(`SELECT * FROM complete_deliveries($1, $2, $3, $4, $5, $6)`, [
+        sql.query<CompletedRow>(COMPLETE, [
           items.map((i) => Number(i.lease.deliveryId)),
           items.map((i) => i.lease.token),
           items.map((i) => i.report.startedAt),

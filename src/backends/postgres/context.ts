@@ -10,6 +10,8 @@ export interface PgContext {
   readonly schema: string;
   readonly clock: Clock;
   readonly registry: RegistryCache;
+  /** Where a write that notifies other processes itself (in its own statement) sends it. */
+  readonly notify: { readonly channel: string; readonly origin: string };
 }
 
 /**

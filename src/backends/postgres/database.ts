@@ -1,10 +1,12 @@
 import pg from 'pg';
 import { BackendError, isSteadfastError } from '../../errors.js';
 import { isRetryable, isServerError, toBackendError } from './retryable.js';
+import type { Statement } from './statements.js';
 
 /** What every operation runs its SQL through: one connection, inside or outside a transaction. */
 export interface Sql {
-  query<R extends object>(text: string, values?: readonly unknown[]): Promise<R[]>;
+  /** A `Statement` (see `prepared`) is sent by name, so each connection plans it once. */
+  query<R extends object>(text: string | Statement, values?: readonly unknown[]): Promise<R[]>;
 }
 
 export interface DatabaseOptions {
@@ -213,8 +215,15 @@ function connectionIntact(error: unknown): boolean {
 
 function wrap(client: pg.PoolClient): Sql {
   return {
-    async query<R extends object>(text: string, values?: readonly unknown[]): Promise<R[]> {
-      const result = await client.query<R>(text, values as unknown[] | undefined);
+    async query<R extends object>(text: string | Statement, values?: readonly unknown[]): Promise<R[]> {
+      const result =
+        typeof text === 'string'
+          ? await client.query<R>(text, values as unknown[] | undefined)
+          : await client.query<R>({
+              name: text.name,
+              text: text.text,
+              values: values as unknown[] | undefined,
+            });
       return result.rows;
     },
   };

@@ -1,6 +1,9 @@
 import pg from 'pg';
 import type { Database } from './database.js';
 import { clientConfig } from './database.js';
+import { prepared } from './statements.js';
+
+const NOTIFY = prepared(`SELECT pg_notify($1, $2)`);
 
 /** What goes over the channel: who wrote, and which destinations may have work (or all). */
 interface WorkMessage {
@@ -10,6 +13,14 @@ interface WorkMessage {
 
 /** NOTIFY payloads must stay under 8000 bytes; past this, the message says "all". */
 const MAX_PAYLOAD_CHARS = 7000;
+
+/** The NOTIFY payload saying that these destinations (or all) may have work, written by `origin`. */
+export function workPayload(origin: string, destinations: readonly string[] | 'all'): string {
+  const payload = JSON.stringify({ o: origin, d: destinations } satisfies WorkMessage);
+  return payload.length > MAX_PAYLOAD_CHARS
+    ? JSON.stringify({ o: origin, d: 'all' } satisfies WorkMessage)
+    : payload;
+}
 
 /** The channel of a schema: one per store, so stores sharing a database do not wake each other. */
 export function channelOf(schema: string): string {
@@ -55,12 +66,8 @@ export class WorkNotifier {
       const all = this.all;
       this.pending.clear();
       this.all = false;
-      let payload = JSON.stringify({ o: this.origin, d: all ? 'all' : names } satisfies WorkMessage);
-      if (payload.length > MAX_PAYLOAD_CHARS)
-        payload = JSON.stringify({ o: this.origin, d: 'all' } satisfies WorkMessage);
-      this.db
-        .run('notify', (sql) => sql.query(`SELECT pg_notify($1, $2)`, [this.channel, payload]))
-        .catch(() => undefined);
+      const payload = workPayload(this.origin, all ? 'all' : names);
+      this.db.run('notify', (sql) => sql.query(NOTIFY, [this.channel, payload])).catch(() => undefined);
     });
   }
 }

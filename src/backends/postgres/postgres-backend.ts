@@ -265,8 +265,14 @@ export class PostgresBackend implements DispatchSource {
     try {
       await db.connect(o.connectAttempts, o.connectRetryDelayMs);
       await migrate(db, o.schema, this.clock.now());
-      const ctx: PgContext = { db, schema: o.schema, clock: this.clock, registry: new RegistryCache() };
       const channel = channelOf(o.schema);
+      const ctx: PgContext = {
+        db,
+        schema: o.schema,
+        clock: this.clock,
+        registry: new RegistryCache(),
+        notify: { channel, origin: this.origin },
+      };
       listener = new ChannelListener({
         connectionString: o.connectionString,
         schema: o.schema,
@@ -278,7 +284,7 @@ export class PostgresBackend implements DispatchSource {
       if (this.closed) throw new BackendError('the store is closed');
       this.opened = {
         ctx,
-        publishes: new PublishQueue(ctx, (outcome) => this.committed(outcome.scheduled)),
+        publishes: new PublishQueue(ctx, (outcome) => this.committed(outcome.scheduled, outcome.notified)),
         completions: new CompleteQueue(ctx, (promoted) => this.committed(promoted)),
         notifier: new WorkNotifier(db, channel, this.origin),
         listener,
@@ -311,11 +317,15 @@ export class PostgresBackend implements DispatchSource {
     };
   }
 
-  /** After a commit that made deliveries claimable: local listeners at once, other processes by NOTIFY. */
-  private committed(scheduled: readonly ScheduledDelivery[]): void {
+  /**
+   * After a commit that made deliveries claimable: local listeners at once, other processes by
+   * NOTIFY (sent after the callers are answered, unless the write sent it itself).
+   */
+  private committed(scheduled: readonly ScheduledDelivery[], notified = false): void {
     if (scheduled.length === 0) return;
     const destinations = [...new Set(scheduled.map((s) => s.destination))];
-    this.opened?.notifier.touch(destinations);
+    // A write that sent its NOTIFY in its own statement needs no second one.
+    if (!notified) this.opened?.notifier.touch(destinations);
     for (const listener of this.scheduledListeners) listener(scheduled);
     this.emitWork(destinations);
   }

@@ -1,7 +1,7 @@
 import { BackendError } from '../../errors.js';
 import type { PublishResult } from '../backend.js';
 import type { PgContext } from './context.js';
-import { publishBatch, type PublishCall, type PublishOutcome } from './publish.js';
+import { publishBatch, publishDirect, type PublishCall, type PublishOutcome } from './publish.js';
 import { isRetryable } from './retryable.js';
 
 interface QueuedCall extends PublishCall {
@@ -69,8 +69,7 @@ export class PublishQueue {
     this.queue = [];
     if (batch.length === 0) return;
     try {
-      const outcome = await this.ctx.db.transaction('publish', (sql) => publishBatch(this.ctx, sql, batch));
-      this.settled(batch, outcome);
+      this.settled(batch, await this.write(batch));
       return;
     } catch (error) {
       if (batch.length === 1 || unavailable(error)) {
@@ -81,14 +80,19 @@ export class PublishQueue {
     // Something in one call broke the shared transaction: give each call its own, in order.
     for (const call of batch) {
       try {
-        const outcome = await this.ctx.db.transaction('publish', (sql) =>
-          publishBatch(this.ctx, sql, [call]),
-        );
-        this.settled([call], outcome);
+        this.settled([call], await this.write([call]));
       } catch (error) {
         call.reject(error);
       }
     }
+  }
+
+  /** One statement in the common case; a transaction when ordered keys or mixed windows need it. */
+  private async write(calls: readonly QueuedCall[]): Promise<PublishOutcome> {
+    return (
+      (await publishDirect(this.ctx, calls)) ??
+      this.ctx.db.transaction('publish', (sql) => publishBatch(this.ctx, sql, calls))
+    );
   }
 
   private settled(batch: readonly QueuedCall[], outcome: PublishOutcome): void {

@@ -4,6 +4,8 @@ import type { ScheduledDelivery } from '../dispatch-source.js';
 import type { PgContext } from './context.js';
 import type { Sql } from './database.js';
 import { heldKeys, keyId, lockKeys, type KeyRef } from './key-order.js';
+import { workPayload } from './notify.js';
+import { prepared } from './statements.js';
 
 /** One caller's `publish`. */
 export interface PublishCall {
@@ -16,6 +18,8 @@ export interface PublishOutcome {
   readonly results: PublishResult[][];
   /** The deliveries created due at once (not those waiting behind their key). */
   readonly scheduled: ScheduledDelivery[];
+  /** Other processes were notified by the write itself (NOTIFY delivered at its commit). */
+  readonly notified?: boolean;
 }
 
 interface Candidate {
@@ -28,6 +32,153 @@ interface NewDelivery {
   readonly destination: string;
   readonly orderKey: string | null;
   state: 'pending' | 'blocked';
+}
+
+/** Tries of the one-statement publish when the registry moved under it, before the transactional path. */
+const DIRECT_TRIES = 3;
+
+/**
+ * The common case in ONE statement, so ONE round trip and no BEGIN/COMMIT (a statement commits
+ * atomically on its own): claims the dedup entries, inserts the events that won them and their
+ * deliveries. The fan-out is computed here from the cached registry; the statement inserts
+ * nothing unless the registry version committed in its own snapshot is the cached one, so every
+ * destination registered before the publish gets its delivery (a stale cache is re-read and the
+ * statement sent again). Other processes are notified by the same statement, at its commit.
+ * Answers null when the batch needs the transactional path: an event
+ * bound for an ordered destination with a key (key locks, waiting deliveries), or calls with
+ * different dedup windows.
+ */
+export async function publishDirect(
+  ctx: PgContext,
+  calls: readonly PublishCall[],
+): Promise<PublishOutcome | null> {
+  const now = ctx.clock.now();
+  const cutoff = now - (calls[0]?.options.dedupWindowMs ?? 0);
+  if (calls.some((c) => now - c.options.dedupWindowMs !== cutoff)) return null;
+  const events = new Map<string, EventEnvelope>();
+  for (const call of calls) {
+    for (const event of call.events) if (!events.has(event.eventId)) events.set(event.eventId, event);
+  }
+  const firsts = [...events.values()];
+  let registry =
+    ctx.registry.cached() ?? (await ctx.db.run('read destinations', (sql) => ctx.registry.load(sql)));
+  for (let tried = 1; ; tried++) {
+    const targets = new Map<string, string[]>();
+    const fanEvents: string[] = [];
+    const fanDestinations: string[] = [];
+    for (const event of firsts) {
+      const names: string[] = [];
+      for (const destination of registry.active) {
+        if (!typeMatches(destination.types, event.type)) continue;
+        if (destination.ordered && event.key !== null) return null;
+        names.push(destination.name);
+        fanEvents.push(event.eventId);
+        fanDestinations.push(destination.name);
+      }
+      targets.set(event.eventId, names);
+    }
+    const version = registry.version;
+    const rows = await ctx.db.run('publish', (sql) =>
+      sql.query<DirectRow>(PUBLISH_DIRECT, [
+        firsts.map((e) => e.eventId),
+        firsts.map((e) => e.type),
+        firsts.map((e) => e.key),
+        firsts.map((e) => e.payloadJson),
+        firsts.map((e) => e.occurredAt),
+        firsts.map((e) => e.correlationId),
+        firsts.map((e) => e.source),
+        firsts.map((e) => e.metadataJson),
+        now,
+        cutoff,
+        version,
+        fanEvents,
+        fanDestinations,
+        ctx.notify.channel,
+        workPayload(ctx.notify.origin, [...new Set(fanDestinations)]),
+      ]),
+    );
+    const committed = rows.find((r) => r.version !== null)?.version ?? null;
+    if (committed === version) {
+      const inserted = new Set(rows.filter((r) => r.event_id !== null).map((r) => r.event_id));
+      const scheduled = rows
+        .filter((r): r is DirectRow & { id: number; destination: string } => r.id !== null)
+        .sort((a, b) => a.id - b.id)
+        .map((r) => ({ deliveryId: String(r.id), destination: r.destination, runAt: now }));
+      return { results: answers(calls, inserted, targets, now), scheduled, notified: true };
+    }
+    // The registry moved: nothing was written. Read it again and fan out anew.
+    if (tried >= DIRECT_TRIES) return null;
+    registry = await ctx.db.run('read destinations', (sql) => ctx.registry.load(sql));
+  }
+}
+
+interface DirectRow {
+  /** Set on the one row that carries the committed registry version. */
+  version: number | null;
+  /** Set on the rows of inserted events. */
+  event_id: string | null;
+  /** Set on the rows of inserted deliveries. */
+  id: number | null;
+  destination: string | null;
+}
+
+const PUBLISH_DIRECT = prepared(
+  `WITH registry AS (
+     SELECT value FROM meta WHERE key = 'registry_version'
+   ), input AS (
+     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                          $8::text[]) WITH ORDINALITY
+       AS t(event_id, type, key, payload, occurred_at, correlation_id, source, metadata, ord)
+     WHERE (SELECT value FROM registry) = $11::bigint
+   ), claimed AS (
+     INSERT INTO dedup AS d (event_id, seen_at)
+     SELECT event_id, $9::bigint FROM input ORDER BY event_id
+     ON CONFLICT (event_id) DO UPDATE SET seen_at = excluded.seen_at WHERE d.seen_at < $10::bigint
+     RETURNING event_id
+   ), inserted AS (
+     INSERT INTO events (event_id, type, key, payload, occurred_at, correlation_id, source, metadata, received_at)
+     SELECT i.event_id, i.type, i.key, i.payload, i.occurred_at, i.correlation_id, i.source, i.metadata, $9::bigint
+     FROM input i JOIN claimed c ON c.event_id = i.event_id
+     ORDER BY i.ord
+     RETURNING seq, event_id
+   ), fanned AS (
+     INSERT INTO deliveries (event_seq, destination, order_key, state, run_at, created_at, updated_at)
+     SELECT e.seq, t.destination, NULL, 'pending', $9::bigint, $9::bigint, $9::bigint
+     FROM unnest($12::text[], $13::text[]) WITH ORDINALITY AS t(event_id, destination, ord)
+     JOIN inserted e ON e.event_id = t.event_id
+     ORDER BY t.ord
+     RETURNING id, destination
+   ), notified AS (
+     SELECT pg_notify($14, $15) FROM (SELECT 1 FROM fanned LIMIT 1) AS any_delivery
+   )
+   SELECT value AS version, NULL::text AS event_id, NULL::bigint AS id, NULL::text AS destination
+   FROM registry LEFT JOIN notified ON true
+   UNION ALL SELECT NULL, event_id, NULL, NULL FROM inserted
+   UNION ALL SELECT NULL, NULL, id, destination FROM fanned`,
+);
+
+/** Each call's answers: the first occurrence of an inserted id is new, anything else a duplicate. */
+function answers(
+  calls: readonly PublishCall[],
+  inserted: ReadonlySet<string | null>,
+  targets: ReadonlyMap<string, readonly string[]>,
+  now: number,
+): PublishResult[][] {
+  const claimed = new Set<string>();
+  return calls.map((call) =>
+    call.events.map((event): PublishResult => {
+      if (!inserted.has(event.eventId) || claimed.has(event.eventId)) {
+        return { eventId: event.eventId, duplicate: true, destinations: [], receivedAt: now };
+      }
+      claimed.add(event.eventId);
+      return {
+        eventId: event.eventId,
+        duplicate: false,
+        destinations: targets.get(event.eventId) ?? [],
+        receivedAt: now,
+      };
+    }),
+  );
 }
 
 /**
@@ -108,6 +259,33 @@ export async function publishBatch(
   return { results, scheduled };
 }
 
+const INSERT_EVENTS = prepared(
+  `WITH input AS (
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                              $8::text[]) WITH ORDINALITY
+           AS t(event_id, type, key, payload, occurred_at, correlation_id, source, metadata, ord)
+       ), claimed AS (
+         INSERT INTO dedup AS d (event_id, seen_at)
+         SELECT event_id, $9 FROM input ORDER BY event_id
+         ON CONFLICT (event_id) DO UPDATE SET seen_at = excluded.seen_at WHERE d.seen_at < $10
+         RETURNING event_id
+       )
+       INSERT INTO events (event_id, type, key, payload, occurred_at, correlation_id, source, metadata, received_at)
+       SELECT i.event_id, i.type, i.key, i.payload, i.occurred_at, i.correlation_id, i.source, i.metadata, $9
+       FROM input i JOIN claimed c ON c.event_id = i.event_id
+       ORDER BY i.ord
+       RETURNING seq, event_id`,
+);
+
+const INSERT_DELIVERIES = prepared(
+  `INSERT INTO deliveries (event_seq, destination, order_key, state, run_at, created_at, updated_at)
+     SELECT event_seq, destination, order_key, state, $5, $5, $5
+     FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY
+       AS t(event_seq, destination, order_key, state, ord)
+     ORDER BY ord
+     RETURNING id, destination, state`,
+);
+
 /**
  * Claims the dedup entries and inserts the events that won them, one statement per distinct
  * dedup window (callers nearly always share one). Answers the new sequence number by event id.
@@ -126,35 +304,18 @@ async function insertEvents(
   }
   for (const [cutoff, group] of byCutoff) {
     const events = group.map((c) => c.event);
-    const rows = await sql.query<{ seq: number; event_id: string }>(
-      `WITH input AS (
-         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-                              $8::text[]) WITH ORDINALITY
-           AS t(event_id, type, key, payload, occurred_at, correlation_id, source, metadata, ord)
-       ), claimed AS (
-         INSERT INTO dedup AS d (event_id, seen_at)
-         SELECT event_id, $9 FROM input ORDER BY event_id
-         ON CONFLICT (event_id) DO UPDATE SET seen_at = excluded.seen_at WHERE d.seen_at < $10
-         RETURNING event_id
-       )
-       INSERT INTO events (event_id, type, key, payload, occurred_at, correlation_id, source, metadata, received_at)
-       SELECT i.event_id, i.type, i.key, i.payload, i.occurred_at, i.correlation_id, i.source, i.metadata, $9
-       FROM input i JOIN claimed c ON c.event_id = i.event_id
-       ORDER BY i.ord
-       RETURNING seq, event_id`,
-      [
-        events.map((e) => e.eventId),
-        events.map((e) => e.type),
-        events.map((e) => e.key),
-        events.map((e) => e.payloadJson),
-        events.map((e) => e.occurredAt),
-        events.map((e) => e.correlationId),
-        events.map((e) => e.source),
-        events.map((e) => e.metadataJson),
-        now,
-        cutoff,
-      ],
-    );
+    const rows = await sql.query<{ seq: number; event_id: string }>(INSERT_EVENTS, [
+      events.map((e) => e.eventId),
+      events.map((e) => e.type),
+      events.map((e) => e.key),
+      events.map((e) => e.payloadJson),
+      events.map((e) => e.occurredAt),
+      events.map((e) => e.correlationId),
+      events.map((e) => e.source),
+      events.map((e) => e.metadataJson),
+      now,
+      cutoff,
+    ]);
     for (const row of rows) seqs.set(row.event_id, row.seq);
   }
   return seqs;
@@ -166,21 +327,13 @@ async function insertDeliveries(
   now: number,
 ): Promise<ScheduledDelivery[]> {
   if (deliveries.length === 0) return [];
-  const rows = await sql.query<{ id: number; destination: string; state: string }>(
-    `INSERT INTO deliveries (event_seq, destination, order_key, state, run_at, created_at, updated_at)
-     SELECT event_seq, destination, order_key, state, $5, $5, $5
-     FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY
-       AS t(event_seq, destination, order_key, state, ord)
-     ORDER BY ord
-     RETURNING id, destination, state`,
-    [
-      deliveries.map((d) => d.seq),
-      deliveries.map((d) => d.destination),
-      deliveries.map((d) => d.orderKey),
-      deliveries.map((d) => d.state),
-      now,
-    ],
-  );
+  const rows = await sql.query<{ id: number; destination: string; state: string }>(INSERT_DELIVERIES, [
+    deliveries.map((d) => d.seq),
+    deliveries.map((d) => d.destination),
+    deliveries.map((d) => d.orderKey),
+    deliveries.map((d) => d.state),
+    now,
+  ]);
   return rows
     .filter((r) => r.state === 'pending')
     .sort((a, b) => a.id - b.id)

@@ -1,5 +1,6 @@
 import type { DestinationRecord, DestinationSpec } from '../backend.js';
 import type { Sql } from './database.js';
+import { prepared } from './statements.js';
 
 interface DestinationRow {
   name: string;
@@ -22,6 +23,8 @@ function toRecord(row: DestinationRow): DestinationRecord {
     retiredAt: row.retired_at,
   };
 }
+
+const REGISTRY_VERSION = prepared(`SELECT value FROM meta WHERE key = 'registry_version'`);
 
 const BUMP_VERSION = `UPDATE meta SET value = value + 1 WHERE key = 'registry_version'`;
 
@@ -55,35 +58,65 @@ export async function listDestinations(sql: Sql): Promise<DestinationRecord[]> {
   return rows.map(toRecord);
 }
 
+/** The registry as of one version: read in one statement, so the list matches the version. */
+export interface RegistrySnapshot {
+  readonly version: number;
+  /** The active destinations, by name. */
+  readonly active: readonly DestinationRecord[];
+  readonly byName: ReadonlyMap<string, DestinationRecord>;
+}
+
+const LOAD_REGISTRY = prepared(
+  `SELECT m.value AS version, d.name, d.types, d.ordered, d.on_dead_letter, d.created_at, d.updated_at, d.retired_at
+   FROM meta m LEFT JOIN destinations d ON true
+   WHERE m.key = 'registry_version'
+   ORDER BY d.name`,
+);
+
 /**
  * The destinations, re-read only when the registry version moves (one indexed read per batch),
  * so a process that only ingests still fans out to destinations other processes declared.
  */
 export class RegistryCache {
-  private version = -1;
-  private all: DestinationRecord[] = [];
-  private active: DestinationRecord[] = [];
-  private byName = new Map<string, DestinationRecord>();
+  private snapshot: RegistrySnapshot | null = null;
 
   /** The active destinations, as committed when `sql`'s current statement began. */
   async current(sql: Sql): Promise<readonly DestinationRecord[]> {
-    await this.refresh(sql);
-    return this.active;
+    return (await this.refresh(sql)).active;
   }
 
   /** A destination by name, retired ones included. */
   async get(sql: Sql, name: string): Promise<DestinationRecord | undefined> {
-    await this.refresh(sql);
-    return this.byName.get(name);
+    return (await this.refresh(sql)).byName.get(name);
   }
 
-  private async refresh(sql: Sql): Promise<void> {
-    const [row] = await sql.query<{ value: number }>(`SELECT value FROM meta WHERE key = 'registry_version'`);
+  /**
+   * The registry last read, without a round trip (null before the first read). A statement that
+   * relies on it checks `version` against the committed one in its own snapshot.
+   */
+  cached(): RegistrySnapshot | null {
+    return this.snapshot;
+  }
+
+  /** Reads the registry (version and destinations in one statement). */
+  async load(sql: Sql): Promise<RegistrySnapshot> {
+    const rows = await sql.query<Omit<DestinationRow, 'name'> & { version: number; name: string | null }>(
+      LOAD_REGISTRY,
+    );
+    const all = rows.filter((r): r is typeof r & { name: string } => r.name !== null).map(toRecord);
+    const snapshot: RegistrySnapshot = {
+      version: rows[0]?.version ?? 0,
+      active: all.filter((d) => d.retiredAt === null),
+      byName: new Map(all.map((d) => [d.name, d])),
+    };
+    this.snapshot = snapshot;
+    return snapshot;
+  }
+
+  private async refresh(sql: Sql): Promise<RegistrySnapshot> {
+    const [row] = await sql.query<{ value: number }>(REGISTRY_VERSION);
     const version = row?.value ?? 0;
-    if (version === this.version) return;
-    this.all = await listDestinations(sql);
-    this.byName = new Map(this.all.map((d) => [d.name, d]));
-    this.active = this.all.filter((d) => d.retiredAt === null);
-    this.version = version;
+    if (this.snapshot && this.snapshot.version === version) return this.snapshot;
+    return this.load(sql);
   }
 }
