@@ -42,7 +42,7 @@ export interface CheckpointerOptions {
 }
 
 /**
- * Copies the WAL back into the database file on a thread of its own, every `intervalMs`
+ * Copies the WAL back into the database file on a thread of its own, every `intervalMs` (default 500 ms)
  * (PASSIVE: it never waits for the writer or blocks it). The writer connection has automatic
  * checkpoints turned off, so the event loop never waits for the database file's fsync.
  */

@@ -39,10 +39,7 @@ describe('SqliteBackend', () => {
     expect(raw.pragma('journal_mode', { simple: true })).toBe('wal');
     expect(raw.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
     raw.close();
-    expect(opened[0]!.storageSettings()).toEqual({
-      journalMode: 'WAL',
-      synchronous: 'WAL fdatasync off the event loop',
-    });
+    expect(opened[0]!.storageSettings()).toEqual({ journalMode: 'WAL', synchronous: 'FULL' });
   });
 
   it('copies committed events into the database file on the checkpointer thread', async () => {

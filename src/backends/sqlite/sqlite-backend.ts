@@ -38,7 +38,6 @@ import { purge } from './purge.js';
 import { listDestinations, RegistryCache, retireDestination, upsertDestination } from './registry.js';
 import { completeDelivery, deadLetterDelivery, releaseDelivery, retryDelivery } from './settle.js';
 import { Checkpointer } from './checkpointer.js';
-import { WalSync } from './wal-sync.js';
 import { WriteQueue, type Touch } from './write-queue.js';
 
 export interface SqliteBackendOptions {
@@ -49,7 +48,7 @@ export interface SqliteBackendOptions {
   readonly busyTimeoutMs?: number;
   /** How often to look for commits by other processes. default 10 */
   readonly watchIntervalMs?: number;
-  /** How often the checkpointer thread copies the WAL into the database file. default 100 */
+  /** How often the checkpointer thread copies the WAL into the database file. default 500 */
   readonly checkpointIntervalMs?: number;
 }
 
@@ -65,7 +64,6 @@ export class SqliteBackend implements Backend {
   private ctx: SqliteContext | null = null;
   private writes: WriteQueue | null = null;
   private watcher: ChangeWatcher | null = null;
-  private walSync: WalSync | null = null;
   private checkpointer: Checkpointer | null = null;
   private registry: RegistryCache | null = null;
   private readonly listeners = new Set<WorkListener>();
@@ -99,15 +97,11 @@ export class SqliteBackend implements Backend {
     return this.writes?.stats ?? { commits: 0, writes: 0 };
   }
 
-  /**
-   * The connection's journal mode and how a durable commit reaches the disk: `FULL` (SQLite
-   * syncs inside COMMIT) or `WAL fdatasync off the event loop` (see WalSync).
-   */
+  /** The connection's journal mode and its synchronous level for durable commits. */
   storageSettings(): { journalMode: string; synchronous: string } {
     const db = this.context().db;
     const journalMode = String(db.pragma('journal_mode', { simple: true })).toUpperCase();
     const level = Number(db.pragma('synchronous', { simple: true }));
-    if (this.walSync && level === 0) return { journalMode, synchronous: 'WAL fdatasync off the event loop' };
     return { journalMode, synchronous: ['OFF', 'NORMAL', 'FULL', 'EXTRA'][level] ?? String(level) };
   }
 
@@ -124,8 +118,8 @@ export class SqliteBackend implements Backend {
     this.db = db;
     this.ctx = { db, sql: new StatementCache(db), clock: this.clock };
     this.registry = new RegistryCache(this.ctx);
-    if (this.options.path !== ':memory:') this.syncOffLoop(db);
-    this.writes = new WriteQueue(db, (touched) => this.emit([...touched]), this.walSync);
+    if (this.options.path !== ':memory:') this.checkpointOffLoop(db);
+    this.writes = new WriteQueue(db, (touched) => this.emit([...touched]));
     this.watcher = new ChangeWatcher(db, this.options.watchIntervalMs ?? 10, () => this.emit('all'));
     this.watcher.start();
   }
@@ -139,7 +133,6 @@ export class SqliteBackend implements Backend {
       await this.writes.drain();
     }
     this.listeners.clear();
-    await this.walSync?.close();
     await this.checkpointer?.stop();
     if (this.db) {
       try {
@@ -228,22 +221,18 @@ export class SqliteBackend implements Backend {
   }
 
   /**
-   * File stores: commits skip SQLite's fsync, durable writes wait for a WAL fdatasync on the
-   * thread pool, and checkpoints run on a thread of their own. If that thread fails, the
-   * connection goes back to syncing inside COMMIT and checkpointing itself.
+   * File stores: checkpoints (which sync the database file) run on a thread of their own, so
+   * the event loop only ever waits for the WAL sync of its own durable commits. If that thread
+   * fails, the connection checkpoints itself again.
    */
-  private syncOffLoop(db: SqliteDatabase): void {
-    db.pragma('synchronous = OFF');
+  private checkpointOffLoop(db: SqliteDatabase): void {
     db.pragma('wal_autocheckpoint = 0');
-    this.walSync = new WalSync(`${this.options.path}-wal`);
     this.checkpointer = new Checkpointer({
       path: this.options.path,
-      intervalMs: this.options.checkpointIntervalMs ?? 100,
+      intervalMs: this.options.checkpointIntervalMs ?? 500,
       busyTimeoutMs: this.options.busyTimeoutMs ?? 5000,
       onFailure: () => {
-        if (!this.db) return;
-        this.db.pragma('synchronous = FULL');
-        this.db.pragma('wal_autocheckpoint = 1000');
+        this.db?.pragma('wal_autocheckpoint = 1000');
       },
     });
   }

@@ -1,6 +1,5 @@
 import { BackendError } from '../../errors.js';
 import type { SqliteDatabase, SqliteStatement } from './database.js';
-import type { WalSync } from './wal-sync.js';
 
 /** Collects the destinations a batch of writes made work for. */
 export type Touch = (destination: string) => void;
@@ -31,18 +30,14 @@ interface QueuedWrite {
  * is then run again with a savepoint around each write (the common case pays for none).
  * Concurrent `addEvent` calls therefore share one fsync.
  *
- * Durable writes (ingest, dead-lettering, replay) settle only once on disk; bookkeeping (claims,
- * lease renewals, completions) settles at the commit: it survives a process crash, and on power
- * loss the worst case is that a delivery is attempted again. WAL keeps either way consistent,
- * and the next sync makes everything before it durable too. With a `WalSync` (file stores) every
- * commit skips SQLite's own fsync and durable writes wait for `WalSync.sync()`, which runs off
- * the event loop; without one (in-memory stores) a durable batch commits with
- * `synchronous=FULL` and a bookkeeping one with `synchronous=NORMAL`.
+ * A batch that holds a durable write (ingest, dead-lettering, replay) commits with
+ * `synchronous=FULL`. A batch of bookkeeping only (claims, lease renewals, completions)
+ * commits with `synchronous=NORMAL`: it survives a process crash, and on power loss the worst
+ * case is that a delivery is attempted again. WAL keeps either way consistent, and the next
+ * FULL commit makes everything before it durable too.
  */
 export class WriteQueue {
   private queue: QueuedWrite[] = [];
-  /** Durable writes that arrived while a sync ran: they commit together once it ends. */
-  private held: QueuedWrite[] = [];
   private scheduled = false;
   private full = true;
   private closed = false;
@@ -54,38 +49,24 @@ export class WriteQueue {
   constructor(
     private readonly db: SqliteDatabase,
     private readonly onCommitted: (touched: ReadonlySet<string>) => void,
-    private readonly walSync: WalSync | null = null,
   ) {}
 
   /** Runs `run` inside the next group transaction; resolves with its result after the commit. */
   write<T>(run: (touch: Touch) => T, durable: boolean): Promise<T> {
     if (this.closed) return Promise.reject(new BackendError('the store is closed'));
     return new Promise<T>((resolve, reject) => {
-      const write: QueuedWrite = { run, durable, resolve: resolve as (value: unknown) => void, reject };
-      if (durable && this.walSync?.running) {
-        // It could not be acknowledged before the sync after the running one anyway: waiting for
-        // the running one to end lets every durable write meanwhile share one commit.
-        if (this.held.length === 0) {
-          void this.walSync.finished().then(() => {
-            this.queue.push(...this.held);
-            this.held = [];
-            this.schedule();
-          });
-        }
-        this.held.push(write);
-        return;
+      this.queue.push({ run, durable, resolve: resolve as (value: unknown) => void, reject });
+      if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(() => this.flush());
       }
-      this.queue.push(write);
-      this.schedule();
     });
   }
 
   /** Resolves once every write queued so far has been committed. */
-  async drain(): Promise<void> {
-    if (this.scheduled || this.queue.length > 0 || this.held.length > 0) {
-      await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
-    }
-    await this.walSync?.drained();
+  drain(): Promise<void> {
+    if (!this.scheduled && this.queue.length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
   /** Transactions committed and writes they carried, since the store opened. */
@@ -98,18 +79,12 @@ export class WriteQueue {
     this.closed = true;
   }
 
-  private schedule(): void {
-    if (this.scheduled) return;
-    this.scheduled = true;
-    setImmediate(() => this.flush());
-  }
-
   private flush(): void {
     const batch = this.queue;
     this.queue = [];
     this.scheduled = false;
     if (batch.length > 0) this.commit(batch);
-    if (this.queue.length === 0 && this.held.length === 0 && !this.scheduled) {
+    if (this.queue.length === 0 && !this.scheduled) {
       const waiters = this.idleWaiters;
       this.idleWaiters = [];
       for (const waiter of waiters) waiter();
@@ -123,7 +98,7 @@ export class WriteQueue {
     const touched = new Set<string>();
     const touch: Touch = (destination) => touched.add(destination);
     try {
-      if (!this.walSync && durable !== this.full) {
+      if (durable !== this.full) {
         (durable ? tx.syncFull : tx.syncNormal).run();
         this.full = durable;
       }
@@ -150,16 +125,10 @@ export class WriteQueue {
     }
     this.commits += 1;
     this.writes += batch.length;
-    const synced = durable && this.walSync ? this.walSync.sync() : null;
     batch.forEach((write, i) => {
       const result = results[i]!;
-      if (!result.ok) write.reject(result.error);
-      else if (synced && write.durable) {
-        synced.then(
-          () => write.resolve(result.value),
-          (error: unknown) => write.reject(error),
-        );
-      } else write.resolve(result.value);
+      if (result.ok) write.resolve(result.value);
+      else write.reject(result.error);
     });
     if (touched.size > 0) this.onCommitted(touched);
   }
