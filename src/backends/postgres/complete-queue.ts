@@ -77,7 +77,7 @@ export class CompleteQueue {
     const now = this.ctx.clock.now();
     let rows: CompletedRow[];
     try {
-      rows = await this.ctx.db.run('complete', (sql) =>
+      rows = await this.ctx.bookkeeping.run('complete', (sql) =>
         sql.query<CompletedRow>(COMPLETE, [
           items.map((i) => Number(i.lease.deliveryId)),
           items.map((i) => i.lease.token),

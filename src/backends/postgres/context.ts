@@ -6,6 +6,12 @@ import type { RegistryCache } from './registry.js';
 /** What every PostgreSQL operation needs. */
 export interface PgContext {
   readonly db: Database;
+  /**
+   * The pool for bookkeeping — claims, lease renewals, completions, retries, releases — whose
+   * commits do not wait for the WAL flush (see `DatabaseOptions.synchronousCommit`). Ingest,
+   * dead-lettering, replay and the registry always go through `db`.
+   */
+  readonly bookkeeping: Database;
   /** The schema holding every table (also namespaces the advisory locks and the channel). */
   readonly schema: string;
   readonly clock: Clock;

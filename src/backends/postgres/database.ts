@@ -23,6 +23,13 @@ export interface DatabaseOptions {
    * it, so what it made claimable was never announced: the caller looks again.
    */
   readonly onRecovered?: () => void;
+  /**
+   * `false` runs every commit of this pool with `synchronous_commit = off`: it returns before its
+   * WAL record is flushed (a later synchronous commit on any connection flushes it too). For
+   * bookkeeping only — claims, lease renewals, settlements — where losing the last moments to a
+   * server crash costs at most a repeated attempt. default true
+   */
+  readonly synchronousCommit?: boolean;
 }
 
 /** int8 (bigint, count(*)) as a JS number: ids and epoch milliseconds stay far below 2^53. */
@@ -66,7 +73,9 @@ export class Database {
   private disturbed = false;
 
   constructor(private readonly options: DatabaseOptions) {
-    this.pool = new pg.Pool({ ...clientConfig(options), max: options.poolSize, idleTimeoutMillis: 30_000 });
+    const config = clientConfig(options);
+    if (options.synchronousCommit === false) config.options = `${config.options} -c synchronous_commit=off`;
+    this.pool = new pg.Pool({ ...config, max: options.poolSize, idleTimeoutMillis: 30_000 });
     // An idle connection that dies (server restart, terminated backend) is dropped by the pool;
     // without a listener the error would crash the process.
     this.pool.on('error', () => undefined);

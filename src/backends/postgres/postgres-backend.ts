@@ -127,6 +127,7 @@ export class PostgresBackend implements DispatchSource {
     if (!opened) return;
     await Promise.all([opened.publishes.close(), opened.completions.close()]);
     await opened.listener.stop();
+    await opened.ctx.bookkeeping.close();
     await opened.ctx.db.close();
     this.workListeners.clear();
     this.scheduledListeners.clear();
@@ -155,7 +156,7 @@ export class PostgresBackend implements DispatchSource {
 
   async claim(request: ClaimRequest): Promise<ClaimResult> {
     const { ctx } = this.state();
-    return ctx.db.run(`claim ${request.destination}`, (sql) =>
+    return ctx.bookkeeping.run(`claim ${request.destination}`, (sql) =>
       claims.claimDeliveries(sql, this.leaseTerms(request.destination, request.leaseMs), request.limit),
     );
   }
@@ -167,7 +168,7 @@ export class PostgresBackend implements DispatchSource {
     readonly workerId: string;
   }): Promise<ClaimedDelivery[]> {
     const { ctx } = this.state();
-    return ctx.db.run(`claim ${request.destination} by id`, (sql) =>
+    return ctx.bookkeeping.run(`claim ${request.destination} by id`, (sql) =>
       claims.claimByIds(sql, this.leaseTerms(request.destination, request.leaseMs), request.deliveryIds),
     );
   }
@@ -183,7 +184,7 @@ export class PostgresBackend implements DispatchSource {
 
   async extendLeases(leases: readonly Lease[], leaseMs: number): Promise<string[]> {
     if (leases.length === 0) return [];
-    return this.state().ctx.db.run('extend leases', (sql) =>
+    return this.state().ctx.bookkeeping.run('extend leases', (sql) =>
       claims.extendLeases(sql, leases, this.clock.now() + leaseMs),
     );
   }
@@ -199,7 +200,7 @@ export class PostgresBackend implements DispatchSource {
     options: { charge?: boolean } = {},
   ): Promise<void> {
     const { ctx } = this.state();
-    const scheduled = await ctx.db.run('retry', (sql) =>
+    const scheduled = await ctx.bookkeeping.run('retry', (sql) =>
       settle.retryDelivery(sql, lease, attempt, runAt, this.clock.now(), options.charge ?? true),
     );
     this.committed(scheduled);
@@ -215,7 +216,7 @@ export class PostgresBackend implements DispatchSource {
 
   async release(lease: Lease): Promise<void> {
     const { ctx } = this.state();
-    const scheduled = await ctx.db.run('release', (sql) =>
+    const scheduled = await ctx.bookkeeping.run('release', (sql) =>
       settle.releaseDelivery(sql, lease, this.clock.now()),
     );
     this.committed(scheduled);
@@ -261,6 +262,15 @@ export class PostgresBackend implements DispatchSource {
       retryDelayMs: o.operationRetryDelayMs,
       onRecovered: () => this.recovered(),
     });
+    const bookkeeping = new Database({
+      connectionString: o.connectionString,
+      schema: o.schema,
+      poolSize: Math.max(2, Math.ceil(o.poolSize / 2)),
+      tries: o.operationTries,
+      retryDelayMs: o.operationRetryDelayMs,
+      onRecovered: () => this.recovered(),
+      synchronousCommit: false,
+    });
     let listener: ChannelListener | null = null;
     try {
       await db.connect(o.connectAttempts, o.connectRetryDelayMs);
@@ -268,6 +278,7 @@ export class PostgresBackend implements DispatchSource {
       const channel = channelOf(o.schema);
       const ctx: PgContext = {
         db,
+        bookkeeping,
         schema: o.schema,
         clock: this.clock,
         registry: new RegistryCache(),
@@ -291,6 +302,7 @@ export class PostgresBackend implements DispatchSource {
       };
     } catch (error) {
       await listener?.stop();
+      await bookkeeping.close();
       await db.close();
       throw error instanceof BackendError
         ? error
