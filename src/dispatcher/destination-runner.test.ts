@@ -49,6 +49,72 @@ describe('DestinationRunner', () => {
     expect(calls).toBe(2);
   });
 
+  it('claims again when the breaker recovered while a claim sized to nothing was on its way', async () => {
+    const clock = new ManualClock();
+    const store = new SqliteBackend({ path: join(dir.path, 'recovered.db'), clock });
+    let down = true;
+    // The first claim sized to nothing (the breaker had just opened) takes longer than the
+    // breaker's recovery timeout: by the time it answers, the breaker lets probes through. The
+    // commit notifications of that moment are held back, so only the runner's own bookkeeping
+    // can bring it to claim again.
+    let stretched = false;
+    let muted = false;
+    const backend = new Proxy(store, {
+      get(target, property, receiver) {
+        if (property === 'onWork') {
+          return (listener: Parameters<Backend['onWork']>[0]) =>
+            target.onWork((destinations) => {
+              if (!muted) listener(destinations);
+            });
+        }
+        if (property === 'claim') {
+          return async (request: ClaimRequest) => {
+            let size = -1;
+            const { limit } = request;
+            const result = await target.claim({
+              ...request,
+              limit: () => (size = typeof limit === 'function' ? limit() : limit),
+            });
+            if (size === 0 && !stretched) {
+              stretched = true;
+              down = false;
+              clock.advance(2000);
+            }
+            muted = false;
+            return result;
+          };
+        }
+        const value: unknown = Reflect.get(target, property, receiver);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    }) as Backend;
+    processor = createProcessor({ backend, logger: false, clock });
+    let calls = 0;
+    processor.destination(
+      'a',
+      {
+        concurrency: 2,
+        retry: { baseDelayMs: 10, jitter: false },
+        circuitBreaker: { failureThreshold: 2, recoveryTimeoutMs: 1000 },
+      },
+      async () => {
+        calls += 1;
+        if (calls === 2) muted = true;
+        if (down) throw new Error('connection refused');
+      },
+    );
+    await processor.start();
+    // Both attempts fail in one turn: the first failure frees a slot and asks for a claim, the
+    // second opens the breaker before that claim executes, so it is sized to nothing.
+    await processor.addEvents([
+      { type: 't', payload: { n: 1 } },
+      { type: 't', payload: { n: 2 } },
+    ]);
+    await waitFor(async () => (await processor!.getMetrics()).succeeded === 2, { timeoutMs: 5000 });
+    expect(stretched).toBe(true);
+    expect(calls).toBe(4);
+  });
+
   it('claims nothing while the breaker is open and does not charge a failed probe to the delivery', async () => {
     const clock = new ManualClock();
     processor = createProcessor({

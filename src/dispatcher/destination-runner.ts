@@ -157,6 +157,7 @@ export class DestinationRunner {
     this.claimSized = false;
     let requested = 0;
     let probes = 0;
+    let sizedWhileOpen = false;
     let result: ClaimResult;
     try {
       result = await this.deps.backend.claim({
@@ -164,6 +165,7 @@ export class DestinationRunner {
         limit: () => {
           this.claimSized = true;
           const free = this.running ? Math.max(0, this.destination.concurrency - this.busy) : 0;
+          sizedWhileOpen = free > 0 && this.destination.breaker?.getState().kind === 'open';
           ({ allowed: requested, probes } = this.admit(free));
           return requested;
         },
@@ -190,9 +192,11 @@ export class DestinationRunner {
     if (requested > 0 && result.deliveries.length === requested) this.claimAgain = true;
     this.scheduleWake(result.nextDueAt);
     // A claim sized to nothing because the breaker opened meanwhile must still wake up when
-    // the breaker lets probes through.
+    // the breaker lets probes through — at once if its recovery timeout ran out while the claim
+    // was on its way (nothing else would wake this runner: no attempt is running).
     const reopensAt = this.destination.breaker?.nextAttemptAt() ?? null;
     if (reopensAt !== null) this.scheduleWake(reopensAt);
+    else if (sizedWhileOpen) this.claimAgain = true;
   }
 
   /**
