@@ -1,8 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import pg from 'pg';
 import { describe } from 'vitest';
 import { PostgresBackend } from '../../src/index.js';
-import { servicesAvailable, TEST_DATABASE_URL } from '../support/services.js';
+import { dropSchema, servicesAvailable, TEST_DATABASE_URL } from '../support/services.js';
 import { defineBackendContract } from './suite.js';
 
 if (await servicesAvailable('postgres')) {
@@ -12,15 +11,7 @@ if (await servicesAvailable('postgres')) {
     return {
       open: (clock) =>
         new PostgresBackend({ connectionString: TEST_DATABASE_URL, schema, clock, poolSize: 4 }),
-      destroy: async () => {
-        const client = new pg.Client({ connectionString: TEST_DATABASE_URL });
-        await client.connect();
-        try {
-          await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-        } finally {
-          await client.end();
-        }
-      },
+      destroy: () => dropSchema(schema),
     };
   });
 } else {

@@ -1,12 +1,11 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import pg from 'pg';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { configSchema } from '../../src/config/schema.js';
 import { startService } from '../../src/service/service.js';
-import { servicesAvailable, TEST_DATABASE_URL } from '../support/services.js';
+import { dropSchema, servicesAvailable, TEST_DATABASE_URL } from '../support/services.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
 import { tempDir } from '../support/temp-dir.js';
 import { waitFor } from '../support/wait-for.js';
@@ -40,9 +39,7 @@ describe.skipIf(!available)('PostgreSQL unreachable during a run', () => {
   afterAll(async () => {
     await proxy.down();
     await new Promise<void>((resolve) => receiver.close(() => resolve()));
-    const pool = new pg.Pool({ connectionString: TEST_DATABASE_URL, max: 1 });
-    await pool.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-    await pool.end();
+    await dropSchema(schema);
     dir.remove();
   });
 

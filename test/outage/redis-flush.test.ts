@@ -1,8 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:net';
 import { Redis } from 'ioredis';
-import pg from 'pg';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   createProcessor,
@@ -10,7 +8,7 @@ import {
   RedisDispatchBackend,
   type ReliableEventProcessor,
 } from '../../src/index.js';
-import { servicesAvailable, TEST_DATABASE_URL } from '../support/services.js';
+import { dropSchema, freePort, servicesAvailable, TEST_DATABASE_URL } from '../support/services.js';
 import { waitFor } from '../support/wait-for.js';
 
 /** A throw-away redis-server of this test's own (never the shared one): no persistence. */
@@ -77,27 +75,6 @@ class OwnRedis {
     } catch {
       return false;
     }
-  }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject()));
-    });
-  });
-}
-
-async function dropSchema(schema: string): Promise<void> {
-  const client = new pg.Client({ connectionString: TEST_DATABASE_URL });
-  await client.connect();
-  try {
-    await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-  } finally {
-    await client.end();
   }
 }
 

@@ -1,12 +1,17 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PostgresBackend } from '../../src/index.js';
 import { killChild, spawnTsChild, waitFor, type TsChild } from '../support/child-process.js';
-import { servicesAvailable, TEST_DATABASE_URL, TEST_REDIS_URL } from '../support/services.js';
+import {
+  deleteRedisKeys,
+  dropSchema,
+  servicesAvailable,
+  TEST_DATABASE_URL,
+  TEST_REDIS_URL,
+} from '../support/services.js';
 import { tempDir } from '../support/temp-dir.js';
 
 const available = await servicesAvailable('postgres', 'redis');
@@ -76,17 +81,9 @@ describe.skipIf(!available)('several processes on PostgreSQL + Redis', () => {
 
   afterAll(async () => {
     await Promise.all(children.map((child) => killChild(child, 'SIGKILL').catch(() => undefined)));
-    await pool.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
     await pool.end();
-    const redis = new Redis(TEST_REDIS_URL, { lazyConnect: true });
-    await redis.connect();
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length > 0) await redis.del(...keys);
-    } while (cursor !== '0');
-    redis.disconnect();
+    await dropSchema(schema);
+    await deleteRedisKeys(prefix);
     dir.remove();
   });
 

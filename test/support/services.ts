@@ -1,4 +1,6 @@
-import { connect } from 'node:net';
+import { connect, createServer } from 'node:net';
+import { Redis } from 'ioredis';
+import pg from 'pg';
 
 /** Where the test services are; override with the same variables the service reads. */
 export const TEST_DATABASE_URL =
@@ -45,4 +47,42 @@ export async function servicesAvailable(...services: ('postgres' | 'redis')[]): 
     `skipping: ${message} (set STEADFAST_TEST_DATABASE_URL / STEADFAST_TEST_REDIS_URL, or start them)`,
   );
   return false;
+}
+
+/** Drops a test's PostgreSQL schema and everything in it. */
+export async function dropSchema(schema: string): Promise<void> {
+  const client = new pg.Client({ connectionString: TEST_DATABASE_URL });
+  await client.connect();
+  try {
+    await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+  } finally {
+    await client.end();
+  }
+}
+
+/** Deletes every key under `<prefix>:` (never the whole shared Redis). */
+export async function deleteRedisKeys(prefix: string, url = TEST_REDIS_URL): Promise<void> {
+  const redis = new Redis(url, { maxRetriesPerRequest: 1 });
+  try {
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length > 0) await redis.unlink(...keys);
+    } while (cursor !== '0');
+  } finally {
+    redis.disconnect();
+  }
+}
+
+/** A TCP port nobody listens on right now. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject()));
+    });
+  });
 }

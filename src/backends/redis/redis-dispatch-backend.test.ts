@@ -1,10 +1,15 @@
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:net';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
-import pg from 'pg';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { servicesAvailable, TEST_DATABASE_URL, TEST_REDIS_URL } from '../../../test/support/services.js';
+import {
+  deleteRedisKeys,
+  dropSchema,
+  freePort,
+  servicesAvailable,
+  TEST_DATABASE_URL,
+  TEST_REDIS_URL,
+} from '../../../test/support/services.js';
 import { waitFor } from '../../../test/support/wait-for.js';
 import { BackendError, InvalidOptionError } from '../../errors.js';
 import { toEnvelope } from '../../event.js';
@@ -29,17 +34,6 @@ describe('RedisDispatchBackend options', () => {
     );
   });
 });
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject()));
-    });
-  });
-}
 
 ((await servicesAvailable('postgres', 'redis')) ? describe : describe.skip)('RedisDispatchBackend', () => {
   let schema: string;
@@ -68,13 +62,9 @@ function freePort(): Promise<number> {
   afterEach(async () => {
     await backend.close();
     await queue.close();
-    const keys = await redis.keys(`${prefix}:*`);
-    if (keys.length > 0) await redis.unlink(...keys);
     redis.disconnect();
-    const client = new pg.Client({ connectionString: TEST_DATABASE_URL });
-    await client.connect();
-    await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-    await client.end();
+    await deleteRedisKeys(prefix);
+    await dropSchema(schema);
   });
 
   async function publish(count: number): Promise<void> {
