@@ -1,4 +1,3 @@
-import { InvalidOptionError } from '../../errors.js';
 import type {
   AttemptRecord,
   DeadLetter,
@@ -7,34 +6,21 @@ import type {
   DeadLetterQuery,
   DeadLetterSelector,
   DeadLetterStats,
-  ErrorInfo,
 } from '../backend.js';
 import type { ScheduledDelivery } from '../dispatch-source.js';
 import type { Sql } from './database.js';
 import { heldKeys, keyId, lockKeys, promoteNext, type KeyRef } from './key-order.js';
 import type { RegistryCache } from './registry.js';
-import { EVENT_COLUMNS, parseError, toAttempt, toEvent, type AttemptRow, type EventRow } from './rows.js';
-
-interface DeadLetterRow extends EventRow {
-  dl_seq: number;
-  dl_delivery_id: number;
-  dl_destination: string;
-  dl_dead_at: number;
-  d_attempts: number;
-  d_last_error: string | null;
-  d_first_failed_at: number | null;
-  d_last_failed_at: number | null;
-}
-
-const SELECT_DEAD_LETTERS = `
-  SELECT dl.seq AS dl_seq, dl.delivery_id AS dl_delivery_id, dl.destination AS dl_destination,
-         dl.dead_at AS dl_dead_at, d.attempts AS d_attempts, d.last_error AS d_last_error,
-         d.first_failed_at AS d_first_failed_at, d.last_failed_at AS d_last_failed_at, ${EVENT_COLUMNS}
-  FROM dead_letters dl
-  JOIN deliveries d ON d.id = dl.delivery_id
-  JOIN events e ON e.seq = d.event_seq`;
-
-export const MAX_PAGE = 1000;
+import {
+  deadLetterCursor,
+  deadLetterPageLimit,
+  parseDeadLetterCursor,
+  SELECT_DEAD_LETTERS,
+  toAttempt,
+  toDeadLetter,
+  type AttemptRow,
+  type DeadLetterRow,
+} from './rows.js';
 
 /** A WHERE clause over `dead_letters dl`, its parameters numbered from `$1`. */
 function where(filter: DeadLetterFilter): { terms: string[]; params: (string | number)[] } {
@@ -68,42 +54,14 @@ async function toDeadLetters(sql: Sql, rows: readonly DeadLetterRow[]): Promise<
     sql,
     rows.map((r) => r.dl_delivery_id),
   );
-  return rows.map((row) => {
-    const error: ErrorInfo = parseError(row.d_last_error) ?? {
-      name: 'Error',
-      code: null,
-      message: 'unknown error',
-      stack: null,
-    };
-    return {
-      id: String(row.dl_delivery_id),
-      destination: row.dl_destination,
-      event: toEvent(row),
-      attempts: row.d_attempts,
-      error,
-      firstFailedAt: row.d_first_failed_at ?? row.dl_dead_at,
-      lastFailedAt: row.d_last_failed_at ?? row.dl_dead_at,
-      deadAt: row.dl_dead_at,
-      history: history.get(row.dl_delivery_id) ?? [],
-    };
-  });
-}
-
-function parseCursor(cursor: string | undefined): number | null {
-  if (cursor === undefined) return null;
-  const seq = Number(Buffer.from(cursor, 'base64url').toString('utf8'));
-  if (!Number.isSafeInteger(seq) || seq < 0) throw new InvalidOptionError(`invalid cursor: ${cursor}`);
-  return seq;
+  return rows.map((row) => toDeadLetter(row, history.get(row.dl_delivery_id) ?? []));
 }
 
 /** Newest first. The cursor is opaque to callers. */
 export async function listDeadLetters(sql: Sql, query: DeadLetterQuery): Promise<DeadLetterPage> {
-  const limit = query.limit ?? 50;
-  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE) {
-    throw new InvalidOptionError(`limit must be an integer from 1 to ${MAX_PAGE}, got ${limit}`);
-  }
+  const limit = deadLetterPageLimit(query);
   const { terms, params } = where(query);
-  const before = parseCursor(query.cursor);
+  const before = parseDeadLetterCursor(query.cursor);
   if (before !== null) {
     params.push(before);
     terms.push(`dl.seq < $${params.length}`);
@@ -118,7 +76,7 @@ export async function listDeadLetters(sql: Sql, query: DeadLetterQuery): Promise
   const last = page[page.length - 1];
   return {
     items: await toDeadLetters(sql, page),
-    nextCursor: rows.length > limit && last ? Buffer.from(String(last.dl_seq)).toString('base64url') : null,
+    nextCursor: rows.length > limit && last ? deadLetterCursor(last.dl_seq) : null,
   };
 }
 

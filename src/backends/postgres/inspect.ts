@@ -1,6 +1,15 @@
-import type { DestinationQueueStats, EventRecord, QueueStats } from '../backend.js';
+import type { EventRecord, QueueStats } from '../backend.js';
 import type { Sql } from './database.js';
-import { historyOf, toDelivery, toEvent, type AttemptRow, type DeliveryRow, type EventRow } from './rows.js';
+import {
+  historyOf,
+  toDelivery,
+  toEvent,
+  type AttemptRow,
+  type DeliveryRow,
+  type EventRow,
+  toQueueStats,
+  type QueueCountRow,
+} from './rows.js';
 
 /** The most recent event with this id, each delivery's state and its full attempt history. */
 export async function getEvent(sql: Sql, eventId: string): Promise<EventRecord | null> {
@@ -32,18 +41,9 @@ export async function getEvent(sql: Sql, eventId: string): Promise<EventRecord |
   };
 }
 
-interface OpenCountRow {
-  destination: string;
-  state: 'pending' | 'retrying' | 'processing' | 'dead';
-  count: number;
-  oldest: number | null;
-}
-
-type MutableStats = { -readonly [K in keyof DestinationQueueStats]: DestinationQueueStats[K] };
-
 /** Unfinished work per destination, read through the partial indexes that claims use. */
 export async function queueStats(sql: Sql, now: number): Promise<QueueStats> {
-  const rows = await sql.query<OpenCountRow>(
+  const rows = await sql.query<QueueCountRow>(
     `SELECT destination, state, COUNT(*) AS count, MIN(created_at) AS oldest FROM deliveries
      WHERE state IN ('pending', 'retrying', 'processing') GROUP BY destination, state
      UNION ALL
@@ -54,21 +54,5 @@ export async function queueStats(sql: Sql, now: number): Promise<QueueStats> {
      UNION ALL
      SELECT destination, 'dead', COUNT(*), NULL FROM dead_letters GROUP BY destination`,
   );
-  const byDestination: Record<string, MutableStats> = {};
-  let depth = 0;
-  for (const row of rows) {
-    const stats = (byDestination[row.destination] ??= {
-      pending: 0,
-      retrying: 0,
-      processing: 0,
-      dead: 0,
-      oldestPendingAgeMs: null,
-    });
-    stats[row.state] += row.count;
-    if (row.state !== 'dead') depth += row.count;
-    if (row.oldest !== null) {
-      stats.oldestPendingAgeMs = Math.max(stats.oldestPendingAgeMs ?? 0, Math.max(0, now - row.oldest));
-    }
-  }
-  return { depth, byDestination };
+  return toQueueStats(rows, now);
 }

@@ -1,28 +1,7 @@
 import type { DestinationRecord, DestinationSpec } from '../backend.js';
 import type { Sql } from './database.js';
+import { toDestinationRecord, type DestinationRow } from './rows.js';
 import { prepared } from './statements.js';
-
-interface DestinationRow {
-  name: string;
-  types: string;
-  ordered: boolean;
-  on_dead_letter: 'skip' | 'block';
-  created_at: number;
-  updated_at: number;
-  retired_at: number | null;
-}
-
-function toRecord(row: DestinationRow): DestinationRecord {
-  return {
-    name: row.name,
-    types: JSON.parse(row.types) as string[] | '*',
-    ordered: row.ordered,
-    onDeadLetter: row.on_dead_letter,
-    createdAt: row.created_at,
-    updatedAt: row.updated_at,
-    retiredAt: row.retired_at,
-  };
-}
 
 const REGISTRY_VERSION = prepared(`SELECT value FROM meta WHERE key = 'registry_version'`);
 
@@ -55,7 +34,7 @@ export async function retireDestination(sql: Sql, name: string, now: number): Pr
 
 export async function listDestinations(sql: Sql): Promise<DestinationRecord[]> {
   const rows = await sql.query<DestinationRow>(`SELECT * FROM destinations ORDER BY name`);
-  return rows.map(toRecord);
+  return rows.map(toDestinationRecord);
 }
 
 /** The registry as of one version: read in one statement, so the list matches the version. */
@@ -103,7 +82,9 @@ export class RegistryCache {
     const rows = await sql.query<Omit<DestinationRow, 'name'> & { version: number; name: string | null }>(
       LOAD_REGISTRY,
     );
-    const all = rows.filter((r): r is typeof r & { name: string } => r.name !== null).map(toRecord);
+    const all = rows
+      .filter((r): r is typeof r & { name: string } => r.name !== null)
+      .map(toDestinationRecord);
     const snapshot: RegistrySnapshot = {
       version: rows[0]?.version ?? 0,
       active: all.filter((d) => d.retiredAt === null),

@@ -3,15 +3,23 @@
  * embedded store's, so both map rows to records the same way.
  */
 export {
+  deadLetterCursor,
+  deadLetterPageLimit,
+  EVENT_COLUMNS,
   historyOf,
+  parseDeadLetterCursor,
   parseError,
+  SELECT_DEAD_LETTERS,
   toAttempt,
+  toDeadLetter,
   toDelivery,
+  toDestinationRecord,
   toEvent,
+  toQueueStats,
   type AttemptRow,
+  type DeadLetterRow,
   type DeliveryRow,
+  type DestinationRow,
   type EventRow,
+  type QueueCountRow,
 } from '../sqlite/rows.js';
-
-export const EVENT_COLUMNS =
-  'e.seq, e.event_id, e.type, e.key, e.payload, e.occurred_at, e.correlation_id, e.source, e.metadata, e.received_at';

@@ -1,4 +1,3 @@
-import { InvalidOptionError } from '../../errors.js';
 import type {
   DeadLetter,
   DeadLetterFilter,
@@ -6,37 +5,22 @@ import type {
   DeadLetterQuery,
   DeadLetterSelector,
   DeadLetterStats,
-  ErrorInfo,
 } from '../backend.js';
 import type { SqliteContext } from './context.js';
 import { keyIsHeld } from './publish.js';
 import type { RegistryCache } from './registry.js';
 import { promoteNext } from './settle.js';
-import { EVENT_COLUMNS, parseError, toAttempt, toEvent, type AttemptRow, type EventRow } from './rows.js';
+import {
+  deadLetterCursor,
+  deadLetterPageLimit,
+  parseDeadLetterCursor,
+  SELECT_DEAD_LETTERS,
+  toAttempt,
+  toDeadLetter,
+  type AttemptRow,
+  type DeadLetterRow,
+} from './rows.js';
 import type { Touch } from './write-queue.js';
-
-interface DeadLetterRow extends EventRow {
-  dl_seq: number;
-  dl_delivery_id: number;
-  dl_destination: string;
-  dl_dead_at: number;
-  d_attempts: number;
-  d_last_error: string | null;
-  d_first_failed_at: number | null;
-  d_last_failed_at: number | null;
-  d_order_key: string | null;
-}
-
-const SELECT_DEAD_LETTERS = `
-  SELECT dl.seq AS dl_seq, dl.delivery_id AS dl_delivery_id, dl.destination AS dl_destination,
-         dl.dead_at AS dl_dead_at, d.attempts AS d_attempts, d.last_error AS d_last_error,
-         d.first_failed_at AS d_first_failed_at, d.last_failed_at AS d_last_failed_at,
-         d.order_key AS d_order_key, ${EVENT_COLUMNS}
-  FROM dead_letters dl
-  JOIN deliveries d ON d.id = dl.delivery_id
-  JOIN events e ON e.seq = d.event_seq`;
-
-export const MAX_PAGE = 1000;
 
 function where(filter: DeadLetterFilter): { clause: string; params: (string | number)[] } {
   const terms: string[] = [];
@@ -71,41 +55,15 @@ function history(ctx: SqliteContext, deliveryId: number) {
   return rows.map(toAttempt);
 }
 
-function toDeadLetter(ctx: SqliteContext, row: DeadLetterRow): DeadLetter {
-  const error: ErrorInfo = parseError(row.d_last_error) ?? {
-    name: 'Error',
-    code: null,
-    message: 'unknown error',
-    stack: null,
-  };
-  return {
-    id: String(row.dl_delivery_id),
-    destination: row.dl_destination,
-    event: toEvent(row),
-    attempts: row.d_attempts,
-    error,
-    firstFailedAt: row.d_first_failed_at ?? row.dl_dead_at,
-    lastFailedAt: row.d_last_failed_at ?? row.dl_dead_at,
-    deadAt: row.dl_dead_at,
-    history: history(ctx, row.dl_delivery_id),
-  };
-}
-
-function parseCursor(cursor: string | undefined): number | null {
-  if (cursor === undefined) return null;
-  const seq = Number(Buffer.from(cursor, 'base64url').toString('utf8'));
-  if (!Number.isSafeInteger(seq) || seq < 0) throw new InvalidOptionError(`invalid cursor: ${cursor}`);
-  return seq;
+function toDeadLetterWithHistory(ctx: SqliteContext, row: DeadLetterRow): DeadLetter {
+  return toDeadLetter(row, history(ctx, row.dl_delivery_id));
 }
 
 /** Newest first. The cursor is opaque to callers. */
 export function listDeadLetters(ctx: SqliteContext, query: DeadLetterQuery): DeadLetterPage {
-  const limit = query.limit ?? 50;
-  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE) {
-    throw new InvalidOptionError(`limit must be an integer from 1 to ${MAX_PAGE}, got ${limit}`);
-  }
+  const limit = deadLetterPageLimit(query);
   const { clause, params } = where(query);
-  const before = parseCursor(query.cursor);
+  const before = parseDeadLetterCursor(query.cursor);
   const cursorClause = before === null ? '' : `${clause ? ' AND' : 'WHERE'} dl.seq < ?`;
   const rows = ctx.db
     .prepare(`${SELECT_DEAD_LETTERS} ${clause}${cursorClause} ORDER BY dl.seq DESC LIMIT ?`)
@@ -113,8 +71,8 @@ export function listDeadLetters(ctx: SqliteContext, query: DeadLetterQuery): Dea
   const page = rows.slice(0, limit);
   const last = page[page.length - 1];
   return {
-    items: page.map((row) => toDeadLetter(ctx, row)),
-    nextCursor: rows.length > limit && last ? Buffer.from(String(last.dl_seq)).toString('base64url') : null,
+    items: page.map((row) => toDeadLetterWithHistory(ctx, row)),
+    nextCursor: rows.length > limit && last ? deadLetterCursor(last.dl_seq) : null,
   };
 }
 
@@ -123,7 +81,7 @@ export function getDeadLetter(ctx: SqliteContext, id: string): DeadLetter | null
   if (!Number.isSafeInteger(deliveryId)) return null;
   const row = ctx.sql.get(`${SELECT_DEAD_LETTERS} WHERE dl.delivery_id = ?`).get(deliveryId) as
     DeadLetterRow | undefined;
-  return row ? toDeadLetter(ctx, row) : null;
+  return row ? toDeadLetterWithHistory(ctx, row) : null;
 }
 
 interface SelectedRow {

@@ -1,6 +1,15 @@
-import type { DestinationQueueStats, EventRecord, QueueStats } from '../backend.js';
+import type { EventRecord, QueueStats } from '../backend.js';
 import type { SqliteContext } from './context.js';
-import { historyOf, toDelivery, toEvent, type AttemptRow, type DeliveryRow, type EventRow } from './rows.js';
+import {
+  historyOf,
+  toDelivery,
+  toEvent,
+  type AttemptRow,
+  type DeliveryRow,
+  type EventRow,
+  toQueueStats,
+  type QueueCountRow,
+} from './rows.js';
 
 /** The most recent event with this id, each delivery's state and its full attempt history. */
 export function getEvent(ctx: SqliteContext, eventId: string): EventRecord | null {
@@ -18,15 +27,6 @@ export function getEvent(ctx: SqliteContext, eventId: string): EventRecord | nul
   };
 }
 
-interface OpenCountRow {
-  destination: string;
-  state: string;
-  count: number;
-  oldest: number | null;
-}
-
-type MutableStats = { -readonly [K in keyof DestinationQueueStats]: DestinationQueueStats[K] };
-
 /** Unfinished work per destination, read through the partial indexes that claims use. */
 export function queueStats(ctx: SqliteContext): QueueStats {
   const now = ctx.clock.now();
@@ -35,7 +35,7 @@ export function queueStats(ctx: SqliteContext): QueueStats {
       `SELECT destination, state, COUNT(*) AS count, MIN(created_at) AS oldest FROM deliveries
        WHERE state IN ('pending', 'retrying', 'processing') GROUP BY destination, state`,
     )
-    .all() as OpenCountRow[];
+    .all() as QueueCountRow[];
   const waiting = ctx.sql
     .get(
       `SELECT destination, 'pending' AS state, COUNT(*) AS count, MIN(created_at) AS oldest FROM deliveries
@@ -43,28 +43,11 @@ export function queueStats(ctx: SqliteContext): QueueStats {
          AND state = 'blocked'
        GROUP BY destination`,
     )
-    .all() as OpenCountRow[];
+    .all() as QueueCountRow[];
   const dead = ctx.sql
     .get(
       `SELECT destination, 'dead' AS state, COUNT(*) AS count, NULL AS oldest FROM dead_letters GROUP BY destination`,
     )
-    .all() as OpenCountRow[];
-  const byDestination: Record<string, MutableStats> = {};
-  let depth = 0;
-  for (const row of [...due, ...waiting, ...dead]) {
-    const stats = (byDestination[row.destination] ??= {
-      pending: 0,
-      retrying: 0,
-      processing: 0,
-      dead: 0,
-      oldestPendingAgeMs: null,
-    });
-    const bucket = row.state as 'pending' | 'retrying' | 'processing' | 'dead';
-    stats[bucket] += row.count;
-    if (bucket !== 'dead') depth += row.count;
-    if (row.oldest !== null) {
-      stats.oldestPendingAgeMs = Math.max(stats.oldestPendingAgeMs ?? 0, Math.max(0, now - row.oldest));
-    }
-  }
-  return { depth, byDestination };
+    .all() as QueueCountRow[];
+  return toQueueStats([...due, ...waiting, ...dead], now);
 }

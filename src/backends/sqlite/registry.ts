@@ -1,27 +1,6 @@
 import type { DestinationRecord, DestinationSpec } from '../backend.js';
 import type { SqliteContext } from './context.js';
-
-interface DestinationRow {
-  name: string;
-  types: string;
-  ordered: number;
-  on_dead_letter: 'skip' | 'block';
-  created_at: number;
-  updated_at: number;
-  retired_at: number | null;
-}
-
-function toRecord(row: DestinationRow): DestinationRecord {
-  return {
-    name: row.name,
-    types: JSON.parse(row.types) as string[] | '*',
-    ordered: row.ordered === 1,
-    onDeadLetter: row.on_dead_letter,
-    createdAt: row.created_at,
-    updatedAt: row.updated_at,
-    retiredAt: row.retired_at,
-  };
-}
+import { toDestinationRecord, type DestinationRow } from './rows.js';
 
 function bumpVersion(ctx: SqliteContext): void {
   ctx.sql.get(`UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'registry_version'`).run();
@@ -69,13 +48,13 @@ export function retireDestination(ctx: SqliteContext, name: string): boolean {
 
 export function listDestinations(ctx: SqliteContext): DestinationRecord[] {
   const rows = ctx.sql.get(`SELECT * FROM destinations ORDER BY name`).all() as DestinationRow[];
-  return rows.map(toRecord);
+  return rows.map(toDestinationRecord);
 }
 
 export function findDestination(ctx: SqliteContext, name: string): DestinationRecord | null {
   const row = ctx.sql.get(`SELECT * FROM destinations WHERE name = ?`).get(name) as
     DestinationRow | undefined;
-  return row ? toRecord(row) : null;
+  return row ? toDestinationRecord(row) : null;
 }
 
 /**

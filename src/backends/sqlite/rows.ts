@@ -1,6 +1,18 @@
 import type { SteadfastEvent } from '../../event.js';
 import type { JsonObject, JsonValue } from '../../json.js';
-import type { AttemptOutcome, AttemptRecord, DeliveryRecord, DeliveryState, ErrorInfo } from '../backend.js';
+import { InvalidOptionError } from '../../errors.js';
+import type {
+  AttemptOutcome,
+  AttemptRecord,
+  DeadLetter,
+  DeadLetterQuery,
+  DeliveryRecord,
+  DeliveryState,
+  DestinationQueueStats,
+  DestinationRecord,
+  ErrorInfo,
+  QueueStats,
+} from '../backend.js';
 import type { StoredState } from './context.js';
 
 export interface EventRow {
@@ -115,4 +127,123 @@ export function toDelivery(row: DeliveryRow, history: readonly AttemptRecord[]):
     replays: row.replays,
     history,
   };
+}
+
+/** The dead-letter columns both SQL backends select, beside the event's. */
+export interface DeadLetterRow extends EventRow {
+  dl_seq: number;
+  dl_delivery_id: number;
+  dl_destination: string;
+  dl_dead_at: number;
+  d_attempts: number;
+  d_last_error: string | null;
+  d_first_failed_at: number | null;
+  d_last_failed_at: number | null;
+}
+
+/** Dead letters with their delivery and event; add a WHERE clause. */
+export const SELECT_DEAD_LETTERS = `
+  SELECT dl.seq AS dl_seq, dl.delivery_id AS dl_delivery_id, dl.destination AS dl_destination,
+         dl.dead_at AS dl_dead_at, d.attempts AS d_attempts, d.last_error AS d_last_error,
+         d.first_failed_at AS d_first_failed_at, d.last_failed_at AS d_last_failed_at, ${EVENT_COLUMNS}
+  FROM dead_letters dl
+  JOIN deliveries d ON d.id = dl.delivery_id
+  JOIN events e ON e.seq = d.event_seq`;
+
+/** Most dead letters on one page. */
+export const MAX_DEAD_LETTER_PAGE = 1000;
+
+/** The page size a dead-letter query asks for (default 50), checked. */
+export function deadLetterPageLimit(query: DeadLetterQuery): number {
+  const limit = query.limit ?? 50;
+  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_DEAD_LETTER_PAGE) {
+    throw new InvalidOptionError(`limit must be an integer from 1 to ${MAX_DEAD_LETTER_PAGE}, got ${limit}`);
+  }
+  return limit;
+}
+
+/** The opaque cursor after the dead letter with this sequence number. */
+export function deadLetterCursor(seq: number): string {
+  return Buffer.from(String(seq)).toString('base64url');
+}
+
+/** The sequence number a cursor stands for (null without one). */
+export function parseDeadLetterCursor(cursor: string | undefined): number | null {
+  if (cursor === undefined) return null;
+  const seq = Number(Buffer.from(cursor, 'base64url').toString('utf8'));
+  if (!Number.isSafeInteger(seq) || seq < 0) throw new InvalidOptionError(`invalid cursor: ${cursor}`);
+  return seq;
+}
+
+export function toDeadLetter(row: DeadLetterRow, history: readonly AttemptRecord[]): DeadLetter {
+  return {
+    id: String(row.dl_delivery_id),
+    destination: row.dl_destination,
+    event: toEvent(row),
+    attempts: row.d_attempts,
+    error: parseError(row.d_last_error) ?? {
+      name: 'Error',
+      code: null,
+      message: 'unknown error',
+      stack: null,
+    },
+    firstFailedAt: row.d_first_failed_at ?? row.dl_dead_at,
+    lastFailedAt: row.d_last_failed_at ?? row.dl_dead_at,
+    deadAt: row.dl_dead_at,
+    history,
+  };
+}
+
+export interface DestinationRow {
+  name: string;
+  types: string;
+  /** A boolean in PostgreSQL, 0 or 1 in SQLite. */
+  ordered: boolean | number;
+  on_dead_letter: 'skip' | 'block';
+  created_at: number;
+  updated_at: number;
+  retired_at: number | null;
+}
+
+export function toDestinationRecord(row: DestinationRow): DestinationRecord {
+  return {
+    name: row.name,
+    types: JSON.parse(row.types) as string[] | '*',
+    ordered: row.ordered === true || row.ordered === 1,
+    onDeadLetter: row.on_dead_letter,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+    retiredAt: row.retired_at,
+  };
+}
+
+/** Unfinished (or dead) deliveries of one destination in one state, counted. */
+export interface QueueCountRow {
+  destination: string;
+  state: 'pending' | 'retrying' | 'processing' | 'dead';
+  count: number;
+  oldest: number | null;
+}
+
+type MutableStats = { -readonly [K in keyof DestinationQueueStats]: DestinationQueueStats[K] };
+
+/** Sums the counts per destination; the depth leaves dead letters out. */
+export function toQueueStats(rows: readonly QueueCountRow[], now: number): QueueStats {
+  const byDestination: Record<string, MutableStats> = {};
+  let depth = 0;
+  for (const row of rows) {
+    const stats = (byDestination[row.destination] ??= {
+      pending: 0,
+      retrying: 0,
+      processing: 0,
+      dead: 0,
+      oldestPendingAgeMs: null,
+    });
+    stats[row.state] += row.count;
+    if (row.state !== 'dead') depth += row.count;
+    if (row.oldest !== null) {
+      stats.oldestPendingAgeMs = Math.max(stats.oldestPendingAgeMs ?? 0, Math.max(0, now - row.oldest));
+    }
+  }
+  return { depth, byDestination };
 }
