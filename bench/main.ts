@@ -25,7 +25,7 @@
  * there too.
  */
 import { readFileSync } from 'node:fs';
-import { cpus, loadavg, platform, release, tmpdir, totalmem } from 'node:os';
+import { cpus, tmpdir } from 'node:os';
 import Database from 'better-sqlite3';
 import { SqliteBackend } from '../src/index.js';
 import {
@@ -42,7 +42,15 @@ import {
   type CommitFigures,
   type IngestResult,
 } from './scenarios.js';
-import { distribution, fmt, markdownTable, section, withFreshStore, type Distribution } from './support.js';
+import {
+  distribution,
+  fmt,
+  machineFacts,
+  markdownTable,
+  section,
+  withFreshStore,
+  type Distribution,
+} from './support.js';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
@@ -208,7 +216,6 @@ async function probeRawCommit(commits: number): Promise<{ version: string; laten
 }
 
 async function printMachine(): Promise<void> {
-  const cpuList = cpus();
   const settings = await probeBackendSettings();
   const raw = await probeRawCommit(quick ? 50 : 500);
   console.log('# Steadfast benchmark — embedded SQLite backend');
@@ -218,11 +225,7 @@ async function printMachine(): Promise<void> {
     markdownTable(
       ['fact', 'value'],
       [
-        ['node', process.version],
-        ['platform', `${platform()} ${release()} (${process.arch})`],
-        ['CPU', `${cpuList[0]?.model.trim() ?? 'unknown'} × ${cpuList.length}`],
-        ['memory', `${fmt.one(totalmem() / 2 ** 30)} GiB`],
-        ['load average (1 min) at start', fmt.ms(loadavg()[0] ?? NaN)],
+        ...machineFacts(),
         ['SQLite', `${raw.version} (better-sqlite3), files under ${tmpdir()}`],
         [
           'store settings',

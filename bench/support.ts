@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { cpus, loadavg, platform, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 
 /** Runs `fn` with the path of a fresh SQLite file in a fresh temporary folder, removed afterwards. */
@@ -144,4 +144,16 @@ export function storageWriteBytes(): number | null {
 /** Prints a titled section. */
 export function section(title: string): void {
   console.log(`\n## ${title}\n`);
+}
+
+/** The rows every benchmark's machine table starts with: Node, platform, CPU, memory, load. */
+export function machineFacts(): string[][] {
+  const cpuList = cpus();
+  return [
+    ['node', process.version],
+    ['platform', `${platform()} ${release()} (${process.arch})`],
+    ['CPU', `${cpuList[0]?.model.trim() ?? 'unknown'} × ${cpuList.length}`],
+    ['memory', `${fmt.one(totalmem() / 2 ** 30)} GiB`],
+    ['load average (1 min) at start', fmt.ms(loadavg()[0] ?? NaN)],
+  ];
 }

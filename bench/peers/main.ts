@@ -14,8 +14,8 @@
  * batches of 1,000; and 16 in flight where 10 % fail twice and 1 % always fail (3 attempts,
  * exponential backoff from 10 ms).
  */
-import { cpus, loadavg, platform, release, totalmem } from 'node:os';
-import { fmt, markdownTable, section } from '../support.js';
+import { cpus } from 'node:os';
+import { fmt, machineFacts, markdownTable, section } from '../support.js';
 import { bullmqSystems, redisFacts } from './bullmq.js';
 import { graphileWorkerSystem } from './graphile-worker.js';
 import { pgBossSystem } from './pg-boss.js';
@@ -199,11 +199,7 @@ export async function runPeers(args: readonly string[]): Promise<void> {
     markdownTable(
       ['fact', 'value'],
       [
-        ['node', process.version],
-        ['platform', `${platform()} ${release()} (${process.arch})`],
-        ['CPU', `${cpuList[0]?.model.trim() ?? 'unknown'} × ${cpuList.length}`],
-        ['memory', `${fmt.one(totalmem() / 2 ** 30)} GiB`],
-        ['load average (1 min) at start', fmt.ms(loadavg()[0] ?? NaN)],
+        ...machineFacts(),
         ['PostgreSQL', await postgresVersion()],
         [
           'Redis',
