@@ -165,8 +165,7 @@ export class DestinationRunner {
         limit: () => {
           this.claimSized = true;
           const free = this.running ? Math.max(0, this.destination.concurrency - this.busy) : 0;
-          sizedWhileOpen = free > 0 && this.destination.breaker?.getState().kind === 'open';
-          ({ allowed: requested, probes } = this.admit(free));
+          ({ allowed: requested, probes, open: sizedWhileOpen } = this.admit(free));
           return requested;
         },
         leaseMs: this.destination.leaseMs,
@@ -201,18 +200,18 @@ export class DestinationRunner {
 
   /**
    * How many attempts may start: all free slots while the breaker is closed (or absent), none
-   * while open, and the free probe slots (reserved here) while half-open.
+   * while open (`open` says so), and the free probe slots (reserved here) while half-open.
    */
-  private admit(free: number): { allowed: number; probes: number } {
+  private admit(free: number): { allowed: number; probes: number; open: boolean } {
     const breaker = this.destination.breaker;
-    if (!breaker || free === 0) return { allowed: free, probes: 0 };
+    if (!breaker || free === 0) return { allowed: free, probes: 0, open: false };
     const state = breaker.getState();
-    if (state.kind === 'closed') return { allowed: free, probes: 0 };
-    if (state.kind === 'open') return { allowed: 0, probes: 0 };
+    if (state.kind === 'closed') return { allowed: free, probes: 0, open: false };
+    if (state.kind === 'open') return { allowed: 0, probes: 0, open: true };
     let probes = 0;
     const wanted = Math.min(free, breaker.halfOpenMaxProbes - state.probesInFlight);
     while (probes < wanted && breaker.tryAcquire()) probes += 1;
-    return { allowed: probes, probes };
+    return { allowed: probes, probes, open: false };
   }
 
   private releaseProbes(count: number): void {
