@@ -19,7 +19,7 @@
  * Over IPC, `{type:'mark'}` answers a `Mark`: cumulative CPU time, event-loop utilisation and
  * counters, so the benchmark can tell how busy the server was over a span.
  */
-import { performance } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import Database from 'better-sqlite3';
 import { pino } from 'pino';
 import { createProcessor, SqliteBackend } from '../src/index.js';
@@ -38,6 +38,12 @@ export interface Mark {
   /** performance.eventLoopUtilization(), milliseconds. */
   readonly loopIdleMs: number;
   readonly loopActiveMs: number;
+  /** Event-loop delay since the previous mark (ms): p99 and max, from monitorEventLoopDelay. */
+  readonly loopDelayP99Ms: number;
+  readonly loopDelayMaxMs: number;
+  /** Server-side time of the requests answered since the previous mark (ms): request received -> response sent. */
+  readonly serverP50Ms: number;
+  readonly serverP99Ms: number;
   /** `getMetrics().totalEvents`: events accepted (not duplicates) by this process. */
   readonly totalEvents: number;
   /** Calls of the destination's handler so far. */
@@ -101,6 +107,11 @@ async function main(): Promise<void> {
       rateLimit: { perIp: { ratePerSec: 0, burst: 0 }, perSecret: { ratePerSec: 0, burst: 0 } },
     },
   });
+  let serverTimes: number[] = [];
+  app.addHook('onResponse', (_request, reply, done) => {
+    serverTimes.push(reply.elapsedTime);
+    done();
+  });
   await app.listen({ port: 0, host: '127.0.0.1' });
   lifecycle.ready = true;
   const address = app.server.address();
@@ -108,16 +119,28 @@ async function main(): Promise<void> {
   const listening: Listening = { event: 'listening', port: address.port, destination: withDestination };
   process.stdout.write(`${JSON.stringify(listening)}\n`);
 
+  const loopDelay = monitorEventLoopDelay({ resolution: 1 });
+  loopDelay.enable();
   const mark = async (): Promise<Mark> => {
     const cpu = process.cpuUsage();
     const loop = performance.eventLoopUtilization();
+    const loopDelayP99Ms = loopDelay.percentile(99) / 1e6;
+    const loopDelayMaxMs = loopDelay.max / 1e6;
+    loopDelay.reset();
+    const times = serverTimes.sort((a, b) => a - b);
+    serverTimes = [];
+    const at = (q: number): number => times[Math.min(times.length - 1, Math.floor(q * times.length))] ?? NaN;
     return {
+      serverP50Ms: at(0.5),
+      serverP99Ms: at(0.99),
       type: 'mark',
       atMs: performance.now(),
       cpuUserUs: cpu.user,
       cpuSystemUs: cpu.system,
       loopIdleMs: loop.idle,
       loopActiveMs: loop.active,
+      loopDelayP99Ms,
+      loopDelayMaxMs,
       totalEvents: (await processor.getMetrics()).totalEvents,
       delivered,
       commits: backend.commitStats.commits,

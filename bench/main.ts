@@ -19,6 +19,8 @@
  *   7. batches of 500 events, 8 connections                    target >= 30,000 events/s
  *
  * `-- --server-cpu-prof=DIR` writes a V8 CPU profile of every HTTP server process into DIR.
+ * `-- --only=ingest,http-latency` runs only the named scenarios (ingest, batches, end-to-end,
+ * latency, http-single, http-latency, http-batch).
  *
  * `-- --peers` runs only the peer comparison instead (bench/peers/main.ts): Steadfast on SQLite,
  * PostgreSQL and PostgreSQL + Redis against BullMQ, pg-boss and graphile-worker; `--quick` works
@@ -57,9 +59,19 @@ const quick = args.includes('--quick');
 const scale = (n: number): number => (quick ? Math.max(1, Math.round(n / 10)) : n);
 /** Every scenario runs this many times (each on a fresh store); the median run is reported. */
 const RUNS = parseRuns(args.find((a) => a.startsWith('--runs='))) ?? (quick ? 1 : 3);
+const SCENARIOS = ['ingest', 'batches', 'end-to-end', 'latency', 'http-single', 'http-latency', 'http-batch'] as const;
+const ONLY = parseOnly(args.find((a) => a.startsWith('--only=')));
 const SERVER_CPU_PROF = args
   .find((a) => a.startsWith('--server-cpu-prof='))
   ?.slice('--server-cpu-prof='.length);
+
+function parseOnly(arg: string | undefined): ReadonlySet<string> {
+  if (arg === undefined) return new Set(SCENARIOS);
+  const names = arg.slice('--only='.length).split(',').filter((n) => n.length > 0);
+  const unknown = names.filter((n) => !(SCENARIOS as readonly string[]).includes(n));
+  if (unknown.length > 0) throw new Error(`--only: unknown scenario ${unknown.join(', ')}; known: ${SCENARIOS.join(', ')}`);
+  return new Set(names);
+}
 
 function parseRuns(arg: string | undefined): number | null {
   if (arg === undefined) return null;
@@ -900,14 +912,14 @@ async function main(): Promise<void> {
   const started = performance.now();
   const cpuBefore = readCpuTimes();
   await printMachine();
-  await runIngest();
-  await runBatches();
-  await runEndToEnd();
-  await runLatency();
-  await runHttpSingle();
-  await runHttpLatency();
-  await runHttpBatch();
-  checkHttpRuns();
+  if (ONLY.has('ingest')) await runIngest();
+  if (ONLY.has('batches')) await runBatches();
+  if (ONLY.has('end-to-end')) await runEndToEnd();
+  if (ONLY.has('latency')) await runLatency();
+  if (ONLY.has('http-single')) await runHttpSingle();
+  if (ONLY.has('http-latency')) await runHttpLatency();
+  if (ONLY.has('http-batch')) await runHttpBatch();
+  if (httpRuns.length > 0) checkHttpRuns();
   printSummary();
   console.log(
     `\nBenchmark took ${fmt.seconds(performance.now() - started)}; machine CPU meanwhile: ${describeCpuUse(cpuBefore)}.`,

@@ -45,6 +45,15 @@ export class DestinationRunner {
   private claimAgain = false;
   /** The pending claim has already decided how many it takes. */
   private claimSized = false;
+  /**
+   * The store may hold due deliveries this runner has not claimed: set when told of work, when
+   * a wake-up falls due and when a claim came back full; cleared when a claim took fewer than it
+   * asked for and no news of work came meanwhile. A freed slot claims only while it is set, so
+   * a runner that has caught up does not look for work after every attempt.
+   */
+  private backlog = true;
+  /** Counts the news of work (notify, wake-ups), to tell whether some came during a claim. */
+  private news = 0;
   /** Slots taken: attempts whose handler runs or whose outcome is not yet handed to the store. */
   private busy = 0;
   private wakeAt = Number.POSITIVE_INFINITY;
@@ -89,6 +98,7 @@ export class DestinationRunner {
 
   /** New work may be due. */
   notify(): void {
+    this.expectWork();
     this.pump();
   }
 
@@ -128,13 +138,19 @@ export class DestinationRunner {
     return Promise.all([...this.inFlight.values()].map((f) => f.done)).then(() => undefined);
   }
 
+  private expectWork(): void {
+    this.backlog = true;
+    this.news += 1;
+  }
+
   private pump(): void {
     if (!this.running) return;
     if (this.claiming) {
       // A claim not yet executed will see the free slots; one already executed needs a successor.
-      if (this.claimSized) this.claimAgain = true;
+      if (this.claimSized && this.backlog) this.claimAgain = true;
       return;
     }
+    if (!this.backlog) return;
     if (this.destination.concurrency - this.busy <= 0) return;
     const breaker = this.destination.breaker;
     if (breaker?.getState().kind === 'open') {
@@ -158,12 +174,14 @@ export class DestinationRunner {
     let requested = 0;
     let probes = 0;
     let sizedWhileOpen = false;
+    let newsWhenSized = this.news;
     let result: ClaimResult;
     try {
       result = await this.deps.backend.claim({
         destination: this.name,
         limit: () => {
           this.claimSized = true;
+          newsWhenSized = this.news;
           const free = this.running ? Math.max(0, this.destination.concurrency - this.busy) : 0;
           ({ allowed: requested, probes, open: sizedWhileOpen } = this.admit(free));
           return requested;
@@ -189,6 +207,7 @@ export class DestinationRunner {
     }
     result.deliveries.forEach((delivery, i) => this.run(delivery, i < probes));
     if (requested > 0 && result.deliveries.length === requested) this.claimAgain = true;
+    else if (requested > 0 && this.news === newsWhenSized) this.backlog = false;
     this.scheduleWake(result.nextDueAt);
     // A claim sized to nothing because the breaker opened meanwhile must still wake up when
     // the breaker lets probes through — at once if its recovery timeout ran out while the claim
@@ -224,6 +243,7 @@ export class DestinationRunner {
     if (at <= now) {
       // Already due (it fell due while the claim was committing, or capacity was full):
       // claim again at once if there is room; otherwise a finishing attempt will.
+      this.expectWork();
       if (this.busy < this.destination.concurrency) this.claimAgain = true;
       return;
     }
@@ -235,6 +255,7 @@ export class DestinationRunner {
       () => {
         this.cancelWake = null;
         this.wakeAt = Number.POSITIVE_INFINITY;
+        this.expectWork();
         this.pump();
       },
       Math.min(at - now, MAX_SLEEP_MS),

@@ -38,6 +38,7 @@ import { purge } from './purge.js';
 import { listDestinations, RegistryCache, retireDestination, upsertDestination } from './registry.js';
 import { completeDelivery, deadLetterDelivery, releaseDelivery, retryDelivery } from './settle.js';
 import { Checkpointer } from './checkpointer.js';
+import { WalSync } from './wal-sync.js';
 import { WriteQueue, type Touch } from './write-queue.js';
 
 export interface SqliteBackendOptions {
@@ -64,6 +65,7 @@ export class SqliteBackend implements Backend {
   private ctx: SqliteContext | null = null;
   private writes: WriteQueue | null = null;
   private watcher: ChangeWatcher | null = null;
+  private walSync: WalSync | null = null;
   private checkpointer: Checkpointer | null = null;
   private registry: RegistryCache | null = null;
   private readonly listeners = new Set<WorkListener>();
@@ -97,10 +99,16 @@ export class SqliteBackend implements Backend {
     return this.writes?.stats ?? { commits: 0, writes: 0 };
   }
 
-  /** The connection's journal mode and its synchronous level for durable commits. */
+  /**
+   * The connection's journal mode and how a durable commit reaches the disk: `FULL` (SQLite
+   * syncs inside COMMIT) or, for file stores, `FULL or WAL fdatasync off the event loop`
+   * (see WriteQueue: a lone awaited write syncs inside COMMIT, concurrent ones off the loop).
+   */
   storageSettings(): { journalMode: string; synchronous: string } {
     const db = this.context().db;
     const journalMode = String(db.pragma('journal_mode', { simple: true })).toUpperCase();
+    if (this.writes?.syncsOffLoop)
+      return { journalMode, synchronous: 'FULL or WAL fdatasync off the event loop' };
     const level = Number(db.pragma('synchronous', { simple: true }));
     return { journalMode, synchronous: ['OFF', 'NORMAL', 'FULL', 'EXTRA'][level] ?? String(level) };
   }
@@ -118,8 +126,8 @@ export class SqliteBackend implements Backend {
     this.db = db;
     this.ctx = { db, sql: new StatementCache(db), clock: this.clock };
     this.registry = new RegistryCache(this.ctx);
-    if (this.options.path !== ':memory:') this.checkpointOffLoop(db);
-    this.writes = new WriteQueue(db, (touched) => this.emit([...touched]));
+    if (this.options.path !== ':memory:') this.syncOffLoop(db);
+    this.writes = new WriteQueue(db, (touched) => this.emit([...touched]), this.walSync);
     this.watcher = new ChangeWatcher(db, this.options.watchIntervalMs ?? 10, () => this.emit('all'));
     this.watcher.start();
   }
@@ -133,6 +141,7 @@ export class SqliteBackend implements Backend {
       await this.writes.drain();
     }
     this.listeners.clear();
+    await this.walSync?.close();
     await this.checkpointer?.stop();
     if (this.db) {
       try {
@@ -221,18 +230,22 @@ export class SqliteBackend implements Backend {
   }
 
   /**
-   * File stores: checkpoints (which sync the database file) run on a thread of their own, so
-   * the event loop only ever waits for the WAL sync of its own durable commits. If that thread
-   * fails, the connection checkpoints itself again.
+   * File stores: checkpoints run on a thread of their own, and durable commits mostly sync the
+   * WAL off the event loop (see WriteQueue). If that thread fails, the connection goes back to
+   * syncing inside COMMIT and checkpointing itself.
    */
-  private checkpointOffLoop(db: SqliteDatabase): void {
+  private syncOffLoop(db: SqliteDatabase): void {
+    db.pragma('synchronous = OFF');
     db.pragma('wal_autocheckpoint = 0');
+    this.walSync = new WalSync(`${this.options.path}-wal`);
     this.checkpointer = new Checkpointer({
       path: this.options.path,
       intervalMs: this.options.checkpointIntervalMs ?? 500,
       busyTimeoutMs: this.options.busyTimeoutMs ?? 5000,
       onFailure: () => {
-        this.db?.pragma('wal_autocheckpoint = 1000');
+        if (!this.db) return;
+        this.writes?.syncInsideCommit();
+        this.db.pragma('wal_autocheckpoint = 1000');
       },
     });
   }

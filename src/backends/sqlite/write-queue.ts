@@ -1,5 +1,6 @@
 import { BackendError } from '../../errors.js';
 import type { SqliteDatabase, SqliteStatement } from './database.js';
+import type { WalSync } from './wal-sync.js';
 
 /** Collects the destinations a batch of writes made work for. */
 export type Touch = (destination: string) => void;
@@ -11,9 +12,9 @@ interface TransactionStatements {
   readonly savepoint: SqliteStatement;
   readonly release: SqliteStatement;
   readonly rollbackTo: SqliteStatement;
-  readonly syncFull: SqliteStatement;
-  readonly syncNormal: SqliteStatement;
 }
+
+type SyncLevel = 'FULL' | 'NORMAL' | 'OFF';
 
 type WriteResult = { ok: true; value: unknown } | { ok: false; error: unknown };
 
@@ -30,16 +31,24 @@ interface QueuedWrite {
  * is then run again with a savepoint around each write (the common case pays for none).
  * Concurrent `addEvent` calls therefore share one fsync.
  *
- * A batch that holds a durable write (ingest, dead-lettering, replay) commits with
- * `synchronous=FULL`. A batch of bookkeeping only (claims, lease renewals, completions)
- * commits with `synchronous=NORMAL`: it survives a process crash, and on power loss the worst
- * case is that a delivery is attempted again. WAL keeps either way consistent, and the next
- * FULL commit makes everything before it durable too.
+ * Durable writes (ingest, dead-lettering, replay) settle only once on disk; bookkeeping (claims,
+ * lease renewals, completions) settles at the commit: it survives a process crash, and on power
+ * loss the worst case is that a delivery is attempted again. WAL keeps either way consistent,
+ * and the next sync makes everything before it durable too.
+ *
+ * With a `WalSync` (file stores), a durable batch commits with `synchronous=OFF` and its writes
+ * settle once `WalSync.sync()` (an fdatasync of the WAL on the thread pool) has finished, so the
+ * event loop serves requests meanwhile; everything queued while a sync runs commits together
+ * right after it. A lone durable write with no sync running commits with `synchronous=FULL`
+ * instead (see `syncInline`). Bookkeeping commits at `OFF`. Without a `WalSync` (in-memory
+ * stores, or after `syncInsideCommit()`), durable batches commit at `FULL` and bookkeeping at
+ * `NORMAL`.
  */
 export class WriteQueue {
   private queue: QueuedWrite[] = [];
   private scheduled = false;
-  private full = true;
+  /** The connection's `synchronous` setting, once this queue has set it. */
+  private level: SyncLevel | null = null;
   private closed = false;
   private idleWaiters: (() => void)[] = [];
   private tx: TransactionStatements | null = null;
@@ -49,24 +58,39 @@ export class WriteQueue {
   constructor(
     private readonly db: SqliteDatabase,
     private readonly onCommitted: (touched: ReadonlySet<string>) => void,
+    private walSync: WalSync | null = null,
   ) {}
+
+  /**
+   * From now on, durable commits sync inside COMMIT (`synchronous=FULL`) and bookkeeping ones
+   * at `NORMAL`, as without a `WalSync`: for when checkpoints can no longer run elsewhere and
+   * the connection must checkpoint, and so sync, by itself. Syncs already running still answer.
+   */
+  syncInsideCommit(): void {
+    this.walSync = null;
+    this.level = null;
+  }
 
   /** Runs `run` inside the next group transaction; resolves with its result after the commit. */
   write<T>(run: (touch: Touch) => T, durable: boolean): Promise<T> {
     if (this.closed) return Promise.reject(new BackendError('the store is closed'));
     return new Promise<T>((resolve, reject) => {
       this.queue.push({ run, durable, resolve: resolve as (value: unknown) => void, reject });
-      if (!this.scheduled) {
-        this.scheduled = true;
-        setImmediate(() => this.flush());
-      }
+      this.schedule();
     });
   }
 
   /** Resolves once every write queued so far has been committed. */
-  drain(): Promise<void> {
-    if (!this.scheduled && this.queue.length === 0) return Promise.resolve();
-    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  async drain(): Promise<void> {
+    if (this.scheduled || this.queue.length > 0) {
+      await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+    }
+    await this.walSync?.drained();
+  }
+
+  /** Durable commits may sync the WAL on the thread pool (a `WalSync` is in use). */
+  get syncsOffLoop(): boolean {
+    return this.walSync !== null;
   }
 
   /** Transactions committed and writes they carried, since the store opened. */
@@ -77,6 +101,19 @@ export class WriteQueue {
   /** Refuses new writes; already queued ones still run. */
   close(): void {
     this.closed = true;
+  }
+
+  /**
+   * The next commit runs on the next turn of the event loop, or, while a WAL sync runs, as soon
+   * as it ends: a durable write could not be acknowledged before the sync after the running one
+   * anyway, and waiting lets every write meanwhile (ingest and bookkeeping alike) share one
+   * commit instead of each turn paying for its own.
+   */
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    if (this.walSync?.running) void this.walSync.finished().then(() => this.flush());
+    else setImmediate(() => this.flush());
   }
 
   private flush(): void {
@@ -93,14 +130,18 @@ export class WriteQueue {
 
   private commit(batch: QueuedWrite[]): void {
     const durable = batch.some((w) => w.durable);
+    const offLoop = durable && this.walSync !== null && !this.syncInline(batch);
+    const level: SyncLevel = !durable ? (this.walSync ? 'OFF' : 'NORMAL') : offLoop ? 'OFF' : 'FULL';
     const tx = this.statements();
     const results: WriteResult[] = [];
     const touched = new Set<string>();
     const touch: Touch = (destination) => touched.add(destination);
     try {
-      if (durable !== this.full) {
-        (durable ? tx.syncFull : tx.syncNormal).run();
-        this.full = durable;
+      if (level !== this.level) {
+        // Not a prepared statement: SQLite applies `PRAGMA synchronous` when it compiles it, so
+        // running a prepared one again changes nothing.
+        this.db.pragma(`synchronous = ${level}`);
+        this.level = level;
       }
       tx.begin.run();
       if (!this.runOptimistically(batch, touch, results)) {
@@ -125,12 +166,28 @@ export class WriteQueue {
     }
     this.commits += 1;
     this.writes += batch.length;
+    const synced = offLoop ? this.walSync?.sync() : null;
     batch.forEach((write, i) => {
       const result = results[i]!;
-      if (result.ok) write.resolve(result.value);
-      else write.reject(result.error);
+      if (!result.ok) write.reject(result.error);
+      else if (synced && write.durable) {
+        synced.then(
+          () => write.resolve(result.value),
+          (error: unknown) => write.reject(error),
+        );
+      } else write.resolve(result.value);
     });
     if (touched.size > 0) this.onCommitted(touched);
+  }
+
+  /**
+   * A lone durable write in a turn, with no sync running, most often comes from a caller that
+   * waits for each write before the next (one awaited `addEvent` after another): nothing else
+   * needs the event loop meanwhile, and SQLite's own fsync inside COMMIT answers it sooner than
+   * a round trip to the thread pool would. Any other durable batch syncs off the loop.
+   */
+  private syncInline(batch: readonly QueuedWrite[]): boolean {
+    return batch.length === 1 && !this.walSync?.running;
   }
 
   /** Runs every write in the open transaction; false as soon as one throws. */
@@ -169,8 +226,6 @@ export class WriteQueue {
       savepoint: this.db.prepare('SAVEPOINT w'),
       release: this.db.prepare('RELEASE w'),
       rollbackTo: this.db.prepare('ROLLBACK TO w'),
-      syncFull: this.db.prepare('PRAGMA synchronous = FULL'),
-      syncNormal: this.db.prepare('PRAGMA synchronous = NORMAL'),
     };
     return this.tx;
   }
