@@ -41,7 +41,7 @@ describe('SqliteBackend', () => {
     raw.close();
     expect(opened[0]!.storageSettings()).toEqual({
       journalMode: 'WAL',
-      synchronous: 'FULL or WAL fdatasync off the event loop',
+      synchronous: 'WAL fdatasync off the event loop',
     });
   });
 

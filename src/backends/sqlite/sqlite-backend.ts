@@ -101,14 +101,12 @@ export class SqliteBackend implements Backend {
 
   /**
    * The connection's journal mode and how a durable commit reaches the disk: `FULL` (SQLite
-   * syncs inside COMMIT) or, for file stores, `FULL or WAL fdatasync off the event loop`
-   * (see WriteQueue: a lone awaited write syncs inside COMMIT, concurrent ones off the loop).
+   * syncs inside COMMIT) or, for file stores, `WAL fdatasync off the event loop` (see WriteQueue).
    */
   storageSettings(): { journalMode: string; synchronous: string } {
     const db = this.context().db;
     const journalMode = String(db.pragma('journal_mode', { simple: true })).toUpperCase();
-    if (this.writes?.syncsOffLoop)
-      return { journalMode, synchronous: 'FULL or WAL fdatasync off the event loop' };
+    if (this.writes?.syncsOffLoop) return { journalMode, synchronous: 'WAL fdatasync off the event loop' };
     const level = Number(db.pragma('synchronous', { simple: true }));
     return { journalMode, synchronous: ['OFF', 'NORMAL', 'FULL', 'EXTRA'][level] ?? String(level) };
   }
