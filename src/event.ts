@@ -46,6 +46,21 @@ export interface EventEnvelope {
 
 export const DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024;
 
+/** The event a handler receives, from the envelope just stored (as a backend would read it back). */
+export function eventFromEnvelope(envelope: EventEnvelope, receivedAt: number): SteadfastEvent {
+  return {
+    eventId: envelope.eventId,
+    type: envelope.type,
+    payload: JSON.parse(envelope.payloadJson) as JsonValue,
+    key: envelope.key,
+    occurredAt: envelope.occurredAt,
+    receivedAt: new Date(receivedAt).toISOString(),
+    correlationId: envelope.correlationId,
+    source: envelope.source,
+    metadata: JSON.parse(envelope.metadataJson) as JsonObject,
+  };
+}
+
 const idString = z.string().min(1).max(200);
 
 const eventInputSchema = z.strictObject({

@@ -107,6 +107,28 @@ export interface DestinationRecord extends DestinationSpec {
 export interface PublishOptions {
   /** An `eventId` seen after `now - dedupWindowMs` is a duplicate. */
   readonly dedupWindowMs: number;
+  /**
+   * The publishing process's runners, offered each new delivery as it is stored. A backend may
+   * ignore it (every delivery is then queued and claimed as usual).
+   */
+  readonly handOff?: HandOff;
+}
+
+/**
+ * Direct hand-off: a delivery that a runner of the publishing process has a free slot for is
+ * stored already leased to it and handed over with the publish result, instead of being queued,
+ * announced and claimed (one statement and one commit fewer per event, and no wait for the
+ * claim). Runners accept only while they have caught up with their queue, so nothing jumps
+ * ahead of older due work.
+ */
+export interface HandOff {
+  /**
+   * Called while a new delivery that is due now (and first in line for its key) is stored:
+   * answers the lease length if a runner takes it, or null to queue it as usual.
+   */
+  take(destination: string): number | null;
+  /** The backend runs the publish again from the start (the first try was rolled back): every take so far is void. */
+  restart(): void;
 }
 
 export interface PublishResult {
@@ -115,6 +137,8 @@ export interface PublishResult {
   /** Names of the destinations a delivery was created for (empty for a duplicate). */
   readonly destinations: readonly string[];
   readonly receivedAt: number;
+  /** Deliveries stored leased to the runners of `PublishOptions.handOff`, for them to run now. */
+  readonly taken?: readonly ClaimedDelivery[];
 }
 
 export interface ClaimRequest {

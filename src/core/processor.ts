@@ -261,9 +261,18 @@ export class ReliableEventProcessor {
     if (envelopes.length === 0) return [];
     await this.registered();
     this.assertAccepting();
-    const results: PublishResult[] = await this.backend.publish(envelopes, {
-      dedupWindowMs: this.options.dedupWindowMs,
-    });
+    const handOff = this.dispatcher.handOff();
+    let results: PublishResult[];
+    try {
+      results = await this.backend.publish(envelopes, {
+        dedupWindowMs: this.options.dedupWindowMs,
+        ...(handOff ? { handOff } : {}),
+      });
+    } catch (error) {
+      handOff?.cancel();
+      throw error;
+    }
+    handOff?.deliver(results.flatMap((result) => result.taken ?? []));
     const latencyMs = performance.now() - started;
     return results.map((result, i) => {
       const envelope = envelopes[i] as EventEnvelope;

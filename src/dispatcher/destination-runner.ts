@@ -89,6 +89,42 @@ export class DestinationRunner {
     return this.inFlight.size;
   }
 
+  get leaseMs(): number {
+    return this.destination.leaseMs;
+  }
+
+  /**
+   * Direct hand-off (see `HandOff`): takes a slot for a delivery being published by this process,
+   * if the runner has caught up with its queue (no claim under way, nothing known to be due in
+   * the store), has a free slot and its breaker (if any) is closed. The slot is held until
+   * `runTaken` or `untake`.
+   */
+  take(): boolean {
+    if (!this.running || this.claiming || this.backlog) return false;
+    if (this.busy >= this.destination.concurrency) return false;
+    const breaker = this.destination.breaker;
+    if (breaker && breaker.getState().kind !== 'closed') return false;
+    this.busy += 1;
+    return true;
+  }
+
+  /** Gives back a slot taken for a delivery that was not stored leased after all. */
+  untake(): void {
+    this.busy -= 1;
+    this.pump();
+  }
+
+  /** Runs a delivery stored leased to this runner, in the slot `take` held for it. */
+  runTaken(delivery: ClaimedDelivery): void {
+    this.busy -= 1;
+    if (!this.running) {
+      // Stopped while the publish was committing: hand it back for the next worker.
+      this.deps.backend.release(delivery.lease).catch(() => undefined);
+      return;
+    }
+    this.run(delivery, false);
+  }
+
   start(): void {
     if (this.running) return;
     this.running = true;

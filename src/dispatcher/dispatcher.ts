@@ -1,5 +1,6 @@
 import type { ResolvedDestination } from '../core/destination.js';
 import { DestinationRunner, type RunnerDeps } from './destination-runner.js';
+import { HandOffSession } from './hand-off.js';
 
 /**
  * Owns one runner per destination this process handles and routes "new work" signals from
@@ -29,6 +30,11 @@ export class Dispatcher {
   /** Circuit state of each destination this process runs (`none` without a breaker). */
   circuitStates(): Record<string, 'closed' | 'open' | 'half-open' | 'none'> {
     return Object.fromEntries([...this.runners].map(([name, runner]) => [name, runner.circuitState]));
+  }
+
+  /** A hand-off for one publish, or null while this process runs no destination. */
+  handOff(): HandOffSession | null {
+    return this.started && this.runners.size > 0 ? new HandOffSession(this.runners) : null;
   }
 
   add(destination: ResolvedDestination): void {

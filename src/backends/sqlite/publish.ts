@@ -1,5 +1,5 @@
-import { typeMatches, type EventEnvelope } from '../../event.js';
-import type { DestinationRecord, PublishOptions, PublishResult } from '../backend.js';
+import { eventFromEnvelope, typeMatches, type EventEnvelope } from '../../event.js';
+import type { ClaimedDelivery, DestinationRecord, PublishOptions, PublishResult } from '../backend.js';
 import type { SqliteContext } from './context.js';
 import type { Touch } from './write-queue.js';
 import type { RegistryCache } from './registry.js';
@@ -33,14 +33,21 @@ export function keyIsHeld(
   return row !== undefined;
 }
 
-/** Stores events and their deliveries. Runs inside the caller's transaction. */
+/**
+ * Stores events and their deliveries. Runs inside the caller's transaction. A delivery that
+ * `options.handOff` takes is stored leased (`processing`, attempt 1) and returned in `taken`;
+ * the others are queued and their destinations touched.
+ */
 export function publishEvents(
   ctx: SqliteContext,
   registry: RegistryCache,
   events: readonly EventEnvelope[],
   options: PublishOptions,
   touch: Touch,
+  nextToken: () => string,
 ): PublishResult[] {
+  const { handOff } = options;
+  handOff?.restart();
   const now = ctx.clock.now();
   const dedupCutoff = now - options.dedupWindowMs;
   const destinations = registry.current();
@@ -55,6 +62,11 @@ export function publishEvents(
   const insertDelivery = ctx.sql.get(
     `INSERT INTO deliveries (event_seq, destination, order_key, state, run_at, created_at, updated_at)
      VALUES (?, ?, ?, ?, ?, ?, ?)`,
+  );
+  const insertLeased = ctx.sql.get(
+    `INSERT INTO deliveries (event_seq, destination, order_key, state, attempts, total_attempts, run_at,
+       lease_token, started_at, created_at, updated_at)
+     VALUES (?, ?, ?, 'processing', 1, 1, ?, ?, ?, ?, ?)`,
   );
 
   return events.map((event) => {
@@ -73,17 +85,47 @@ export function publishEvents(
       now,
     ).lastInsertRowid;
     const targets: string[] = [];
+    const taken: ClaimedDelivery[] = [];
     for (const destination of destinations) {
       if (!typeMatches(destination.types, event.type)) continue;
-      const orderKey = destination.ordered ? event.key : null;
-      const state =
-        orderKey !== null && keyIsHeld(ctx, destination, orderKey, { countWaiting: true })
-          ? 'blocked'
-          : 'pending';
-      insertDelivery.run(seq, destination.name, orderKey, state, now, now, now);
       targets.push(destination.name);
-      if (state === 'pending') touch(destination.name);
+      const orderKey = destination.ordered ? event.key : null;
+      if (orderKey !== null && keyIsHeld(ctx, destination, orderKey, { countWaiting: true })) {
+        insertDelivery.run(seq, destination.name, orderKey, 'blocked', now, now, now);
+        continue;
+      }
+      const leaseMs = handOff?.take(destination.name) ?? null;
+      if (leaseMs === null) {
+        insertDelivery.run(seq, destination.name, orderKey, 'pending', now, now, now);
+        touch(destination.name);
+        continue;
+      }
+      const token = nextToken();
+      const id = insertLeased.run(
+        seq,
+        destination.name,
+        orderKey,
+        now + leaseMs,
+        token,
+        now,
+        now,
+        now,
+      ).lastInsertRowid;
+      taken.push({
+        lease: { deliveryId: String(id), token },
+        destination: destination.name,
+        attempt: 1,
+        recoveredLease: false,
+        leaseExpiries: 0,
+        event: eventFromEnvelope(event, now),
+      });
     }
-    return { eventId: event.eventId, duplicate: false, destinations: targets, receivedAt: now };
+    return {
+      eventId: event.eventId,
+      duplicate: false,
+      destinations: targets,
+      receivedAt: now,
+      ...(taken.length > 0 ? { taken } : {}),
+    };
   });
 }

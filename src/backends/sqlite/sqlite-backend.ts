@@ -167,7 +167,10 @@ export class SqliteBackend implements Backend {
   }
 
   publish(events: readonly EventEnvelope[], options: PublishOptions): Promise<PublishResult[]> {
-    return this.write((touch) => publishEvents(this.context(), this.reg(), events, options, touch), true);
+    return this.write(
+      (touch) => publishEvents(this.context(), this.reg(), events, options, touch, () => this.nextToken()),
+      true,
+    );
   }
 
   claim(request: ClaimRequest): Promise<ClaimResult> {
