@@ -49,6 +49,54 @@ export function defineBackendContract(name: string, factory: HarnessFactory): vo
       return p;
     }
 
+    /** A processor whose backend counts the claims made through it (a Proxy on the real backend). */
+    function countingClaims(): { p: ReliableEventProcessor; claims: () => number } {
+      let claims = 0;
+      const counted = new Proxy(harness.open(systemClock), {
+        get(target, property, receiver) {
+          if (property === 'claim') {
+            return (request: Parameters<Backend['claim']>[0]) => {
+              claims += 1;
+              return target.claim(request);
+            };
+          }
+          const value: unknown = Reflect.get(target, property, receiver);
+          return typeof value === 'function'
+            ? (value as (...args: unknown[]) => unknown).bind(target)
+            : value;
+        },
+      });
+      const p = createProcessor({ logger: false, backend: counted, clock: systemClock });
+      processors.push(p);
+      return { p, claims: () => claims };
+    }
+
+    /** A handler that holds every call until released, recording the order and the peak concurrency. */
+    function gated() {
+      const seen: unknown[] = [];
+      const waiting: (() => void)[] = [];
+      let running = 0;
+      let peak = 0;
+      let open = false;
+      const handler: Handler = async (event) => {
+        seen.push(event.payload);
+        running += 1;
+        peak = Math.max(peak, running);
+        if (!open) await new Promise<void>((resolve) => waiting.push(resolve));
+        running -= 1;
+      };
+      return {
+        handler,
+        seen,
+        running: () => running,
+        peak: () => peak,
+        releaseAll: () => {
+          open = true;
+          for (const release of waiting.splice(0)) release();
+        },
+      };
+    }
+
     async function deliveryOf(p: ReliableEventProcessor, eventId: string, destination: string) {
       const record = await p.getEvent(eventId);
       const delivery = record?.deliveries.find((d) => d.destination === destination);
@@ -673,6 +721,74 @@ export function defineBackendContract(name: string, factory: HarnessFactory): vo
       clock.advance(5000);
       expect((await p.cleanup()).dedupEntries).toBeGreaterThan(0);
       expect((await p.addEvent({ eventId: 'delivered', type: 'ok', payload: {} })).duplicate).toBe(false);
+    });
+
+    it('runs what it publishes itself without claiming it while its runner has caught up', async () => {
+      const { p, claims } = countingClaims();
+      const delivered: unknown[] = [];
+      p.destination('sink', { concurrency: 4 }, async (event) => {
+        delivered.push(event.payload);
+      });
+      await p.start();
+      // The runner has caught up once its start-up claims (and, with Redis, the claims that the
+      // announcements of queued events bring) have found the queue empty: from then on, an
+      // event it runs without a claim shows it.
+      for (let warmUps = 0; ; warmUps++) {
+        expect(warmUps).toBeLessThan(50);
+        const claimsBefore = claims();
+        await p.addEvent({ type: 't', payload: { warmUp: warmUps } });
+        await waitFor(() => delivered.length === warmUps + 1);
+        await waitFor(drained(p));
+        if (claims() === claimsBefore) break;
+      }
+      delivered.length = 0;
+      const before = claims();
+      for (let i = 0; i < 20; i++) {
+        await p.addEvent({ type: 't', payload: { i } });
+        await waitFor(() => delivered.length === i + 1);
+      }
+      await waitFor(drained(p));
+      // PostgreSQL, with or without Redis, and SQLite all take the hand-off: no claim was needed.
+      expect(claims() - before).toBe(0);
+      expect(delivered).toEqual(Array.from({ length: 20 }, (_, i) => ({ i })));
+      const { eventId } = await p.addEvent({ type: 't', payload: { i: 20 } });
+      await waitFor(async () => (await deliveryOf(p, eventId, 'sink')).state === 'succeeded');
+      expect((await deliveryOf(p, eventId, 'sink')).attempts).toBe(1);
+    });
+
+    it('never runs more attempts at once than the concurrency, whether handed over or claimed', async () => {
+      const { p } = countingClaims();
+      const gate = gated();
+      p.destination('sink', { concurrency: 2 }, gate.handler);
+      await p.start();
+      await waitFor(drained(p));
+      // Published in one group commit: two are handed over (or claimed), the rest wait in the queue.
+      await Promise.all(Array.from({ length: 6 }, (_, i) => p.addEvent({ type: 't', payload: { i } })));
+      await waitFor(() => gate.running() === 2);
+      await p.addEvent({ type: 't', payload: { i: 6 } });
+      await settle();
+      expect(gate.running()).toBe(2);
+      gate.releaseAll();
+      await waitFor(() => gate.seen.length === 7);
+      await waitFor(drained(p));
+      expect(gate.peak()).toBe(2);
+      expect(new Set(gate.seen.map((payload) => JSON.stringify(payload))).size).toBe(7);
+    });
+
+    it('keeps per-key order for events published one by one to an idle ordered destination', async () => {
+      const { p } = countingClaims();
+      const gate = gated();
+      p.destination('sink', { concurrency: 4, ordered: true }, gate.handler);
+      await p.start();
+      await waitFor(drained(p));
+      for (let i = 0; i < 5; i++) await p.addEvent({ type: 't', key: 'k', payload: { i } });
+      await waitFor(() => gate.running() === 1);
+      await settle();
+      expect(gate.seen).toEqual([{ i: 0 }]);
+      gate.releaseAll();
+      await waitFor(() => gate.seen.length === 5);
+      expect(gate.seen).toEqual(Array.from({ length: 5 }, (_, i) => ({ i })));
+      expect(gate.peak()).toBe(1);
     });
 
     it('reports metrics and health from real work', async () => {

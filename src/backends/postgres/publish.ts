@@ -1,5 +1,5 @@
-import { typeMatches, type EventEnvelope } from '../../event.js';
-import type { PublishOptions, PublishResult } from '../backend.js';
+import { eventFromEnvelope, typeMatches, type EventEnvelope } from '../../event.js';
+import type { ClaimedDelivery, PublishOptions, PublishResult } from '../backend.js';
 import type { ScheduledDelivery } from '../dispatch-source.js';
 import type { PgContext } from './context.js';
 import type { Sql } from './database.js';
@@ -37,6 +37,15 @@ interface NewDelivery {
 /** Tries of the one-statement publish when the registry moved under it, before the transactional path. */
 const DIRECT_TRIES = 3;
 
+/** Numbers the lease tokens of handed-over deliveries (the backend's origin makes them unique). */
+let handOffTokens = 0;
+
+/** A delivery a runner took while the statement was built (see `HandOff`). */
+interface Taken {
+  readonly event: EventEnvelope;
+  readonly destination: string;
+}
+
 /**
  * The common case in ONE statement, so ONE round trip and no BEGIN/COMMIT (a statement commits
  * atomically on its own): claims the dedup entries, inserts the events that won them and their
@@ -44,6 +53,8 @@ const DIRECT_TRIES = 3;
  * nothing unless the registry version committed in its own snapshot is the cached one, so every
  * destination registered before the publish gets its delivery (a stale cache is re-read and the
  * statement sent again). Other processes are notified by the same statement, at its commit.
+ * Deliveries the callers' runners take (`PublishOptions.handOff`) are inserted leased instead
+ * of pending, and neither announced nor scheduled.
  * Answers null when the batch needs the transactional path: an event
  * bound for an ordered destination with a key (key locks, waiting deliveries), or calls with
  * different dedup windows.
@@ -56,24 +67,50 @@ export async function publishDirect(
   const cutoff = now - (calls[0]?.options.dedupWindowMs ?? 0);
   if (calls.some((c) => now - c.options.dedupWindowMs !== cutoff)) return null;
   const events = new Map<string, EventEnvelope>();
+  const owners = new Map<string, PublishCall>();
   for (const call of calls) {
-    for (const event of call.events) if (!events.has(event.eventId)) events.set(event.eventId, event);
+    for (const event of call.events) {
+      if (events.has(event.eventId)) continue;
+      events.set(event.eventId, event);
+      owners.set(event.eventId, call);
+    }
   }
   const firsts = [...events.values()];
   let registry =
     ctx.registry.cached() ?? (await ctx.db.run('read destinations', (sql) => ctx.registry.load(sql)));
   for (let tried = 1; ; tried++) {
+    for (const call of calls) call.options.handOff?.restart();
     const targets = new Map<string, string[]>();
     const fanEvents: string[] = [];
     const fanDestinations: string[] = [];
+    const fanLeaseUntil: (number | null)[] = [];
+    const fanTokens: (string | null)[] = [];
+    const taken = new Map<string, Taken>();
+    const announced = new Set<string>();
     for (const event of firsts) {
+      if (registry.active.some((d) => d.ordered && event.key !== null && typeMatches(d.types, event.type))) {
+        for (const call of calls) call.options.handOff?.restart();
+        return null;
+      }
       const names: string[] = [];
+      const handOff = owners.get(event.eventId)?.options.handOff;
       for (const destination of registry.active) {
         if (!typeMatches(destination.types, event.type)) continue;
-        if (destination.ordered && event.key !== null) return null;
         names.push(destination.name);
         fanEvents.push(event.eventId);
         fanDestinations.push(destination.name);
+        const leaseMs = handOff?.take(destination.name) ?? null;
+        if (leaseMs === null) {
+          fanLeaseUntil.push(null);
+          fanTokens.push(null);
+          announced.add(destination.name);
+        } else {
+          handOffTokens += 1;
+          const token = `${ctx.notify.origin}.h${handOffTokens}`;
+          fanLeaseUntil.push(now + leaseMs);
+          fanTokens.push(token);
+          taken.set(token, { event, destination: destination.name });
+        }
       }
       targets.set(event.eventId, names);
     }
@@ -94,20 +131,43 @@ export async function publishDirect(
         fanEvents,
         fanDestinations,
         ctx.notify.channel,
-        workPayload(ctx.notify.origin, [...new Set(fanDestinations)]),
+        workPayload(ctx.notify.origin, [...announced]),
+        fanLeaseUntil,
+        fanTokens,
       ]),
     );
     const committed = rows.find((r) => r.version !== null)?.version ?? null;
     if (committed === version) {
       const inserted = new Set(rows.filter((r) => r.event_id !== null).map((r) => r.event_id));
-      const scheduled = rows
-        .filter((r): r is DirectRow & { id: number; destination: string } => r.id !== null)
+      const delivered = rows.filter(
+        (r): r is DirectRow & { id: number; destination: string } => r.id !== null,
+      );
+      const scheduled = delivered
+        .filter((r) => r.lease_token === null)
         .sort((a, b) => a.id - b.id)
         .map((r) => ({ deliveryId: String(r.id), destination: r.destination, runAt: now }));
-      return { results: answers(calls, inserted, targets, now), scheduled, notified: true };
+      const leased = new Map<string, ClaimedDelivery[]>();
+      for (const row of delivered) {
+        const take = row.lease_token === null ? undefined : taken.get(row.lease_token);
+        if (!take || row.lease_token === null) continue;
+        const list = leased.get(take.event.eventId) ?? [];
+        list.push({
+          lease: { deliveryId: String(row.id), token: row.lease_token },
+          destination: take.destination,
+          attempt: 1,
+          recoveredLease: false,
+          leaseExpiries: 0,
+          event: eventFromEnvelope(take.event, now),
+        });
+        leased.set(take.event.eventId, list);
+      }
+      return { results: answers(calls, inserted, targets, now, leased), scheduled, notified: true };
     }
     // The registry moved: nothing was written. Read it again and fan out anew.
-    if (tried >= DIRECT_TRIES) return null;
+    if (tried >= DIRECT_TRIES) {
+      for (const call of calls) call.options.handOff?.restart();
+      return null;
+    }
     registry = await ctx.db.run('read destinations', (sql) => ctx.registry.load(sql));
   }
 }
@@ -120,6 +180,8 @@ interface DirectRow {
   /** Set on the rows of inserted deliveries. */
   id: number | null;
   destination: string | null;
+  /** Set on the rows of deliveries inserted leased to a runner of this process. */
+  lease_token: string | null;
 }
 
 const PUBLISH_DIRECT = prepared(
@@ -142,19 +204,28 @@ const PUBLISH_DIRECT = prepared(
      ORDER BY i.ord
      RETURNING seq, event_id
    ), fanned AS (
-     INSERT INTO deliveries (event_seq, destination, order_key, state, run_at, created_at, updated_at)
-     SELECT e.seq, t.destination, NULL, 'pending', $9::bigint, $9::bigint, $9::bigint
-     FROM unnest($12::text[], $13::text[]) WITH ORDINALITY AS t(event_id, destination, ord)
+     INSERT INTO deliveries (event_seq, destination, order_key, state, attempts, total_attempts, run_at,
+                             lease_token, started_at, created_at, updated_at)
+     SELECT e.seq, t.destination, NULL,
+            CASE WHEN t.lease_token IS NULL THEN 'pending' ELSE 'processing' END,
+            CASE WHEN t.lease_token IS NULL THEN 0 ELSE 1 END,
+            CASE WHEN t.lease_token IS NULL THEN 0 ELSE 1 END,
+            COALESCE(t.lease_until, $9::bigint), t.lease_token,
+            CASE WHEN t.lease_token IS NULL THEN NULL ELSE $9::bigint END,
+            $9::bigint, $9::bigint
+     FROM unnest($12::text[], $13::text[], $16::bigint[], $17::text[]) WITH ORDINALITY
+       AS t(event_id, destination, lease_until, lease_token, ord)
      JOIN inserted e ON e.event_id = t.event_id
      ORDER BY t.ord
-     RETURNING id, destination
+     RETURNING id, destination, lease_token
    ), notified AS (
-     SELECT pg_notify($14, $15) FROM (SELECT 1 FROM fanned LIMIT 1) AS any_delivery
+     SELECT pg_notify($14, $15) FROM (SELECT 1 FROM fanned WHERE lease_token IS NULL LIMIT 1) AS any_queued
    )
-   SELECT value AS version, NULL::text AS event_id, NULL::bigint AS id, NULL::text AS destination
+   SELECT value AS version, NULL::text AS event_id, NULL::bigint AS id, NULL::text AS destination,
+          NULL::text AS lease_token
    FROM registry LEFT JOIN notified ON true
-   UNION ALL SELECT NULL, event_id, NULL, NULL FROM inserted
-   UNION ALL SELECT NULL, NULL, id, destination FROM fanned`,
+   UNION ALL SELECT NULL, event_id, NULL, NULL, NULL FROM inserted
+   UNION ALL SELECT NULL, NULL, id, destination, lease_token FROM fanned`,
 );
 
 /** Each call's answers: the first occurrence of an inserted id is new, anything else a duplicate. */
@@ -163,6 +234,7 @@ function answers(
   inserted: ReadonlySet<string | null>,
   targets: ReadonlyMap<string, readonly string[]>,
   now: number,
+  leased: ReadonlyMap<string, readonly ClaimedDelivery[]>,
 ): PublishResult[][] {
   const claimed = new Set<string>();
   return calls.map((call) =>
@@ -171,11 +243,13 @@ function answers(
         return { eventId: event.eventId, duplicate: true, destinations: [], receivedAt: now };
       }
       claimed.add(event.eventId);
+      const taken = leased.get(event.eventId);
       return {
         eventId: event.eventId,
         duplicate: false,
         destinations: targets.get(event.eventId) ?? [],
         receivedAt: now,
+        ...(taken ? { taken } : {}),
       };
     }),
   );
