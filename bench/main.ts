@@ -553,7 +553,7 @@ function httpSetup(): string {
       : 'no destination: nothing is delivered.\n') +
     'The load generator runs in this process, so server and generator each have a thread (and here a core).\n' +
     'Every request is `POST /events` to 127.0.0.1 with a body of its own (unique eventIds) and the\n' +
-    '`x-hmac-signature` of those bytes. Runs are bounded by a request count so that nothing is in flight when\n' +
+    '`x-hmac-signature` of those bytes, built and signed before the run. Runs are bounded by a request count so that nothing is in flight when\n' +
     'they end; "acknowledged" counts events in 2xx responses (warm-up included), "stored" the rows of the\n' +
     "store's events table after the server stopped.\n"
   );
@@ -744,7 +744,18 @@ async function runHttpLatency(): Promise<void> {
     console.log('');
     console.log(
       markdownTable(
-        ['run', 'sender', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'server loop busy', 'writes/commit'],
+        [
+          'run',
+          'sender',
+          'p50 ms',
+          'p90 ms',
+          'p99 ms',
+          'max ms',
+          'server p50 / p99 ms',
+          'server loop delay max ms',
+          'server loop busy',
+          'writes/commit',
+        ],
         [
           ...bursty.all.map((x, i) => ({ x, i, sender: 'autocannon', d: x.measured.latency })),
           ...even.all.map((x, i) => ({
@@ -760,6 +771,8 @@ async function runHttpLatency(): Promise<void> {
           fmt.ms(d.p90),
           fmt.ms(d.p99),
           fmt.ms(d.max),
+          `${fmt.ms(x.serverP50Ms)} / ${fmt.ms(x.serverP99Ms)}`,
+          fmt.ms(x.serverLoopDelayMaxMs),
           `${fmt.int(x.serverLoopUtilisation * 100)} %`,
           x.commits > 0 ? fmt.one(x.writes / x.commits) : 'n/a',
         ]),
