@@ -7,6 +7,7 @@ import { SqliteAuditStore } from '../../audit/sqlite-audit-store.js';
 import { createProcessor } from '../../core/processor.js';
 import { BackendError, LeaseLostError } from '../../errors.js';
 import { toEnvelope } from '../../event.js';
+import type { HandOff } from '../backend.js';
 import { waitFor } from '../../../test/support/wait-for.js';
 import { SCHEMA_VERSION } from './migrations.js';
 import { SqliteBackend } from './sqlite-backend.js';
@@ -101,6 +102,54 @@ describe('SqliteBackend', () => {
     expect(ok.status).toBe('fulfilled');
     expect(lost.status === 'rejected' && lost.reason).toBeInstanceOf(LeaseLostError);
     expect(await backend.getEvent('kept')).not.toBeNull();
+  });
+
+  it('runs a hand-off again from the start when its group commit is redone, leaving one leased delivery', async () => {
+    const backend = await open();
+    await backend.registerDestination({ name: 'a', types: '*', ordered: false, onDeadLetter: 'skip' });
+    // A hand-off that holds at most one slot, as a runner with one free slot does.
+    let held = 0;
+    let takes = 0;
+    let restarts = 0;
+    const handOff: HandOff = {
+      take: () => {
+        takes += 1;
+        if (held >= 1) return null;
+        held += 1;
+        return 30_000;
+      },
+      restart: () => {
+        restarts += 1;
+        held = 0;
+      },
+    };
+    // The failing completion makes the batch roll back and run again, write by write.
+    const [published, lost] = await Promise.allSettled([
+      backend.publish(
+        [toEnvelope({ eventId: 'handed', type: 't', payload: { n: 1 } }, { now: Date.now() })],
+        {
+          dedupWindowMs: 1000,
+          handOff,
+        },
+      ),
+      backend.complete({ deliveryId: '999', token: 'nobody' }, { startedAt: 0, durationMs: 0 }),
+    ]);
+    expect(lost.status).toBe('rejected');
+    expect(published.status).toBe('fulfilled');
+    const [result] = published.status === 'fulfilled' ? published.value : [];
+    expect(takes).toBe(2);
+    expect(restarts).toBe(2);
+    expect(held).toBe(1);
+    expect(result?.taken).toHaveLength(1);
+    const taken = result!.taken![0]!;
+    expect(taken).toMatchObject({ destination: 'a', attempt: 1, recoveredLease: false });
+    expect(taken.event).toMatchObject({ eventId: 'handed', type: 't', payload: { n: 1 } });
+    const record = await backend.getEvent('handed');
+    expect(record?.deliveries).toHaveLength(1);
+    expect(record?.deliveries[0]).toMatchObject({ state: 'processing', attempts: 1 });
+    // The lease is real: completing with it settles the delivery.
+    await backend.complete(taken.lease, { startedAt: Date.now(), durationMs: 1 });
+    expect((await backend.getEvent('handed'))?.deliveries[0]?.state).toBe('succeeded');
   });
 
   it('refuses a file written by a newer version of the schema', async () => {
