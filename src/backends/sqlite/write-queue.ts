@@ -39,11 +39,10 @@ interface QueuedWrite {
  * With a `WalSync` (file stores), a durable batch commits with `synchronous=OFF` and its writes
  * settle once `WalSync.sync()` (an fdatasync of the WAL on the thread pool) has finished, so the
  * event loop serves requests meanwhile; everything queued while a sync runs commits together
- * right after it. (Syncing inside COMMIT for a lone awaited write was measured too: 0.46 against
- * 0.49 ms per write, not worth blocking the loop for the writes of a busy service.) Bookkeeping
- * commits at `OFF`. Without a `WalSync` (in-memory
- * stores, or after `syncInsideCommit()`), durable batches commit at `FULL` and bookkeeping at
- * `NORMAL`.
+ * right after it; bookkeeping commits at `OFF` too. (Syncing inside COMMIT for a lone awaited
+ * write was measured as well: 0.46 against 0.49 ms per write, not worth blocking the loop of a
+ * busy service.) Without a `WalSync` (in-memory stores, or after `syncInsideCommit()`), durable
+ * batches commit at `FULL` and bookkeeping at `NORMAL`.
  */
 export class WriteQueue {
   private queue: QueuedWrite[] = [];
@@ -132,7 +131,7 @@ export class WriteQueue {
   private commit(batch: QueuedWrite[]): void {
     const durable = batch.some((w) => w.durable);
     const offLoop = durable && this.walSync !== null;
-    const level: SyncLevel = !durable ? (this.walSync ? 'OFF' : 'NORMAL') : offLoop ? 'OFF' : 'FULL';
+    const level: SyncLevel = this.walSync ? 'OFF' : durable ? 'FULL' : 'NORMAL';
     const tx = this.statements();
     const results: WriteResult[] = [];
     const touched = new Set<string>();
