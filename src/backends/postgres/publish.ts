@@ -44,6 +44,7 @@ let handOffTokens = 0;
 interface Taken {
   readonly event: EventEnvelope;
   readonly destination: string;
+  readonly token: string;
 }
 
 /**
@@ -78,8 +79,16 @@ export async function publishDirect(
   const firsts = [...events.values()];
   let registry =
     ctx.registry.cached() ?? (await ctx.db.run('read destinations', (sql) => ctx.registry.load(sql)));
-  for (let tried = 1; ; tried++) {
+  // Every try starts with no slot held: takes of a try that wrote nothing are void.
+  const releaseTaken = (): void => {
     for (const call of calls) call.options.handOff?.restart();
+  };
+  // Bound for an ordered destination with a key: key locks and waiting deliveries, so the transactional path.
+  const keyed = (event: EventEnvelope): boolean =>
+    event.key !== null && registry.active.some((d) => d.ordered && typeMatches(d.types, event.type));
+  for (let tried = 1; ; tried++) {
+    releaseTaken();
+    if (firsts.some(keyed)) return null;
     const targets = new Map<string, string[]>();
     const fanEvents: string[] = [];
     const fanDestinations: string[] = [];
@@ -88,10 +97,6 @@ export async function publishDirect(
     const taken = new Map<string, Taken>();
     const announced = new Set<string>();
     for (const event of firsts) {
-      if (registry.active.some((d) => d.ordered && event.key !== null && typeMatches(d.types, event.type))) {
-        for (const call of calls) call.options.handOff?.restart();
-        return null;
-      }
       const names: string[] = [];
       const handOff = owners.get(event.eventId)?.options.handOff;
       for (const destination of registry.active) {
@@ -109,7 +114,7 @@ export async function publishDirect(
           const token = `${ctx.notify.origin}.h${handOffTokens}`;
           fanLeaseUntil.push(now + leaseMs);
           fanTokens.push(token);
-          taken.set(token, { event, destination: destination.name });
+          taken.set(token, { event, destination: destination.name, token });
         }
       }
       targets.set(event.eventId, names);
@@ -149,10 +154,10 @@ export async function publishDirect(
       const leased = new Map<string, ClaimedDelivery[]>();
       for (const row of delivered) {
         const take = row.lease_token === null ? undefined : taken.get(row.lease_token);
-        if (!take || row.lease_token === null) continue;
+        if (!take) continue;
         const list = leased.get(take.event.eventId) ?? [];
         list.push({
-          lease: { deliveryId: String(row.id), token: row.lease_token },
+          lease: { deliveryId: String(row.id), token: take.token },
           destination: take.destination,
           attempt: 1,
           recoveredLease: false,
@@ -165,7 +170,7 @@ export async function publishDirect(
     }
     // The registry moved: nothing was written. Read it again and fan out anew.
     if (tried >= DIRECT_TRIES) {
-      for (const call of calls) call.options.handOff?.restart();
+      releaseTaken();
       return null;
     }
     registry = await ctx.db.run('read destinations', (sql) => ctx.registry.load(sql));
