@@ -74,4 +74,20 @@ describe('assessHealth', () => {
     expect(down.components.backend.message).toContain('disk I/O error');
     expect(down.score).toBe(40);
   });
+  it('has no dispatch component without a dispatch layer, and the score is unchanged', () => {
+    const health = assessHealth(base);
+    expect(health.components.dispatch).toBeUndefined();
+    expect(health.score).toBe(100);
+  });
+
+  it('degrades the whole status while dispatch bypasses Redis', () => {
+    const health = assessHealth({
+      ...base,
+      dispatch: { status: 'degraded', message: 'Redis unreachable: workers claim from the store directly' },
+    });
+    expect(health.status).toBe('degraded');
+    expect(health.components.dispatch).toMatchObject({ status: 'degraded', value: null });
+    expect(health.score).toBe(95);
+    expect(assessHealth({ ...base, dispatch: { status: 'healthy', message: 'ok' } }).score).toBe(100);
+  });
 });
