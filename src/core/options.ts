@@ -18,6 +18,9 @@ export type StorageOptions = {
   path?: string;
   busyTimeoutMs?: number;
   watchIntervalMs?: number;
+  checkpointIntervalMs?: number;
+  walRestartPages?: number;
+  walLimitBytes?: number;
 };
 
 export interface ProcessorOptions {
@@ -54,6 +57,9 @@ const schema = z.strictObject({
       path: z.string().min(1).optional(),
       busyTimeoutMs: z.int().min(0).max(600_000).optional(),
       watchIntervalMs: z.int().min(1).max(60_000).optional(),
+      checkpointIntervalMs: z.int().min(1).max(60_000).optional(),
+      walRestartPages: z.int().min(1).optional(),
+      walLimitBytes: z.int().min(0).optional(),
     })
     .optional(),
   backend: z.custom<Backend>((v) => typeof v === 'object' && v !== null && 'publish' in v).optional(),
@@ -108,6 +114,9 @@ export function resolveOptions(options: ProcessorOptions = {}): ResolvedOptions 
       clock,
       busyTimeoutMs: options.storage?.busyTimeoutMs,
       watchIntervalMs: options.storage?.watchIntervalMs,
+      checkpointIntervalMs: options.storage?.checkpointIntervalMs,
+      walRestartPages: options.storage?.walRestartPages,
+      walLimitBytes: options.storage?.walLimitBytes,
     });
   return {
     backend,

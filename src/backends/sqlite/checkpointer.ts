@@ -1,22 +1,56 @@
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
+import type { WriterLock } from './writer-lock.js';
 
 /**
  * The checkpointer's thread: its own connection with `synchronous=FULL`, so each checkpoint
  * syncs the WAL before copying it and the database file before the WAL may be reused. Written
  * as a script (not a module file) so it runs the same from sources and from the build.
+ *
+ * Each tick runs a PASSIVE checkpoint (no lock: the writer goes on committing). Under steady
+ * load that never lets the WAL start over: SQLite rewinds it only when a write transaction
+ * begins on a fully copied log, and with commits a millisecond apart one always lands first. So
+ * once the log holds `restartFrames` pages, the thread takes the WriterLock (see writer-lock.ts)
+ * and runs a RESTART checkpoint: only the few frames committed since the PASSIVE one are left
+ * to copy, and the next commit writes from the start of the file again, over blocks the file
+ * already has. A file grown past `walLimitBytes` (a burst, a long reader) is cut back to nothing
+ * (TRUNCATE) instead. Another process's reader can keep the log from rewinding: the thread then
+ * gives up after `restartBusyMs` and tries again on the next tick.
  */
 const WORKER_SOURCE = `
+const { statSync } = require('node:fs');
 const { parentPort, workerData } = require('node:worker_threads');
 const Database = require(workerData.driver);
+const FREE = 0, WRITER = 1, CHECKPOINTER = 2;
+const slot = new Int32Array(workerData.lock);
 const db = new Database(workerData.path, { timeout: workerData.busyTimeoutMs });
 db.pragma('synchronous = FULL');
 db.pragma('wal_autocheckpoint = 0');
+db.pragma('busy_timeout = ' + workerData.restartBusyMs);
+const walPath = workerData.path + '-wal';
 let running = true;
+const walBytes = () => {
+  try {
+    return statSync(walPath).size;
+  } catch {
+    return 0;
+  }
+};
+const restart = () => {
+  while (Atomics.compareExchange(slot, 0, FREE, CHECKPOINTER) !== FREE) Atomics.wait(slot, 0, WRITER, 50);
+  try {
+    const mode = walBytes() > workerData.walLimitBytes ? 'TRUNCATE' : 'RESTART';
+    db.pragma('wal_checkpoint(' + mode + ')');
+  } finally {
+    Atomics.store(slot, 0, FREE);
+    Atomics.notify(slot, 0);
+  }
+};
 const tick = () => {
   if (!running) return;
   try {
-    db.pragma('wal_checkpoint(PASSIVE)');
+    const [result] = db.pragma('wal_checkpoint(PASSIVE)');
+    if (result.log >= workerData.restartFrames && result.checkpointed === result.log) restart();
   } catch (error) {
     parentPort.postMessage({ type: 'error', message: String(error && error.message || error) });
   }
@@ -37,14 +71,23 @@ export interface CheckpointerOptions {
   readonly path: string;
   readonly intervalMs: number;
   readonly busyTimeoutMs: number;
+  /** Shared with the store's WriteQueue: the checkpointer holds it while it rewinds the WAL. */
+  readonly lock: WriterLock;
+  /** WAL size (pages) from which a tick also rewinds the log. */
+  readonly restartFrames: number;
+  /** A WAL file larger than this is truncated when rewound. */
+  readonly walLimitBytes: number;
+  /** How long a rewind waits for readers (and other processes' writers) before giving up. */
+  readonly restartBusyMs: number;
   /** Told when the thread fails; the store then checkpoints on its own connection again. */
   readonly onFailure: (error: Error) => void;
 }
 
 /**
- * Copies the WAL back into the database file on a thread of its own, every `intervalMs` (default 500 ms)
- * (PASSIVE: it never waits for the writer or blocks it). The writer connection has automatic
- * checkpoints turned off, so the event loop never waits for the database file's fsync.
+ * Copies the WAL back into the database file on a thread of its own, every `intervalMs` (default
+ * 500 ms), and rewinds the log once it has grown (see the script above). The writer connection
+ * has automatic checkpoints turned off, so the event loop never waits for the database file's
+ * fsync; a rewind holds its commits back for a few milliseconds without blocking the loop.
  */
 export class Checkpointer {
   private readonly worker: Worker;
@@ -60,6 +103,10 @@ export class Checkpointer {
         path: options.path,
         intervalMs: options.intervalMs,
         busyTimeoutMs: options.busyTimeoutMs,
+        lock: options.lock.buffer,
+        restartFrames: options.restartFrames,
+        walLimitBytes: options.walLimitBytes,
+        restartBusyMs: options.restartBusyMs,
       },
     });
     this.worker.unref();

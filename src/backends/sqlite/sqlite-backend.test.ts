@@ -1,4 +1,4 @@
-import { copyFileSync } from 'node:fs';
+import { copyFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -67,6 +67,55 @@ describe('SqliteBackend', () => {
         raw.close();
       }
     });
+  });
+
+  it('keeps the WAL from growing while commits follow each other without a pause', async () => {
+    const backend = new SqliteBackend({ path, checkpointIntervalMs: 100, walRestartPages: 64 });
+    opened.push(backend);
+    const processor = createProcessor({ backend, logger: false });
+    processor.destination('a', {}, async () => undefined);
+    // Eight producers keep a write queued at all times, and each checkpoint copies 100 ms of
+    // commits: one always lands while it runs, so the log is never fully copied at the moment a
+    // transaction begins and SQLite alone would never start it over.
+    const total = 4_000;
+    let next = 0;
+    let walPeak = 0;
+    const producer = async (): Promise<void> => {
+      while (next < total) {
+        const i = next++;
+        await processor.addEvent({ eventId: `w${i}`, type: 't', payload: { i, text: 'x'.repeat(400) } });
+        walPeak = Math.max(walPeak, statSync(`${path}-wal`).size);
+      }
+    };
+    await Promise.all(Array.from({ length: 8 }, producer));
+    expect(backend.commitStats.commits).toBeGreaterThan(400);
+    // Unbounded, the log holds every page of every commit (about 25 MiB here).
+    expect(walPeak).toBeLessThan(8 * 1024 * 1024);
+    const raw = new Database(path, { readonly: true });
+    expect(raw.prepare(`SELECT COUNT(*) AS n FROM events WHERE event_id LIKE 'w%'`).get()).toEqual({
+      n: total,
+    });
+    raw.close();
+    await processor.stop();
+  });
+
+  it('cuts a WAL grown past walLimitBytes back to nothing once it is copied', async () => {
+    const backend = new SqliteBackend({
+      path,
+      checkpointIntervalMs: 5,
+      walRestartPages: 1,
+      walLimitBytes: 0,
+    });
+    opened.push(backend);
+    const processor = createProcessor({ backend, logger: false });
+    processor.destination('a', {}, async () => undefined);
+    await processor.addEvents(
+      Array.from({ length: 500 }, (_, i) => ({ eventId: `t${i}`, type: 't', payload: { i } })),
+    );
+    expect(statSync(`${path}-wal`).size).toBeGreaterThan(0);
+    await waitFor(() => statSync(`${path}-wal`).size === 0);
+    expect(await backend.getEvent('t499')).not.toBeNull();
+    await processor.stop();
   });
 
   it('shares one commit among concurrent addEvent calls, each answered after it is visible to others', async () => {

@@ -40,6 +40,7 @@ import { completeDelivery, deadLetterDelivery, releaseDelivery, retryDelivery } 
 import { Checkpointer } from './checkpointer.js';
 import { WalSync } from './wal-sync.js';
 import { WriteQueue, type Touch } from './write-queue.js';
+import { WriterLock } from './writer-lock.js';
 
 export interface SqliteBackendOptions {
   /** Database file; created (with its folder) on first use. `:memory:` for a throw-away store. */
@@ -51,6 +52,13 @@ export interface SqliteBackendOptions {
   readonly watchIntervalMs?: number;
   /** How often the checkpointer thread copies the WAL into the database file. default 500 */
   readonly checkpointIntervalMs?: number;
+  /**
+   * WAL size (pages) from which the checkpointer also rewinds the log, so that it stops growing
+   * under steady load. default 1024 (4 MiB of 4 KiB pages)
+   */
+  readonly walRestartPages?: number;
+  /** A WAL file larger than this is truncated when the checkpointer rewinds it. default 67108864 (64 MiB) */
+  readonly walLimitBytes?: number;
 }
 
 /**
@@ -67,6 +75,7 @@ export class SqliteBackend implements Backend {
   private watcher: ChangeWatcher | null = null;
   private walSync: WalSync | null = null;
   private checkpointer: Checkpointer | null = null;
+  private writerLock: WriterLock | null = null;
   private registry: RegistryCache | null = null;
   private readonly listeners = new Set<WorkListener>();
   private readonly clock: Clock;
@@ -125,7 +134,7 @@ export class SqliteBackend implements Backend {
     this.ctx = { db, sql: new StatementCache(db), clock: this.clock };
     this.registry = new RegistryCache(this.ctx);
     if (this.options.path !== ':memory:') this.syncOffLoop(db);
-    this.writes = new WriteQueue(db, (touched) => this.emit([...touched]), this.walSync);
+    this.writes = new WriteQueue(db, (touched) => this.emit([...touched]), this.walSync, this.writerLock);
     this.watcher = new ChangeWatcher(db, this.options.watchIntervalMs ?? 10, () => this.emit('all'));
     this.watcher.start();
   }
@@ -239,10 +248,15 @@ export class SqliteBackend implements Backend {
     db.pragma('synchronous = OFF');
     db.pragma('wal_autocheckpoint = 0');
     this.walSync = new WalSync(`${this.options.path}-wal`);
+    this.writerLock = new WriterLock();
     this.checkpointer = new Checkpointer({
       path: this.options.path,
       intervalMs: this.options.checkpointIntervalMs ?? 500,
       busyTimeoutMs: this.options.busyTimeoutMs ?? 5000,
+      lock: this.writerLock,
+      restartFrames: this.options.walRestartPages ?? 1024,
+      walLimitBytes: this.options.walLimitBytes ?? 64 * 1024 * 1024,
+      restartBusyMs: 20,
       onFailure: () => {
         if (!this.db) return;
         this.writes?.syncInsideCommit();

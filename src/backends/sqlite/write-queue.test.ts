@@ -4,6 +4,7 @@ import { tempDir } from '../../../test/support/temp-dir.js';
 import { openDatabase, type SqliteDatabase } from './database.js';
 import { WalSync } from './wal-sync.js';
 import { WriteQueue } from './write-queue.js';
+import { CHECKPOINTER, FREE, WriterLock } from './writer-lock.js';
 
 describe('WriteQueue with a WalSync', () => {
   let dir: ReturnType<typeof tempDir>;
@@ -11,6 +12,7 @@ describe('WriteQueue with a WalSync', () => {
   let walSync: WalSync;
   let onCommitted: (touched: ReadonlySet<string>) => void;
   let queue: WriteQueue;
+  let lock: WriterLock;
 
   const insert = (value: string) => (touch: (destination: string) => void) => {
     db.prepare('INSERT INTO t (v) VALUES (?)').run(value);
@@ -27,7 +29,8 @@ describe('WriteQueue with a WalSync', () => {
     db.exec('CREATE TABLE t (v TEXT NOT NULL)');
     walSync = new WalSync(`${path}-wal`);
     onCommitted = () => undefined;
-    queue = new WriteQueue(db, (touched) => onCommitted(touched), walSync);
+    lock = new WriterLock();
+    queue = new WriteQueue(db, (touched) => onCommitted(touched), walSync, lock);
   });
 
   afterEach(async () => {
@@ -72,6 +75,25 @@ describe('WriteQueue with a WalSync', () => {
     // the second (its own) had.
     await expect(Promise.all(late)).resolves.toEqual([1, 2]);
     expect(queue.stats).toEqual({ commits: 2, writes: 4 });
+  });
+
+  it('holds its commits while the checkpointer holds the writer lock, the event loop running on', async () => {
+    // As the checkpointer thread does before it rewinds the WAL.
+    const slot = new Int32Array(lock.buffer);
+    Atomics.store(slot, 0, CHECKPOINTER);
+    let committed = false;
+    const write = queue.write(insert('held'), true).then(() => (committed = true));
+    for (let turn = 0; turn < 10; turn += 1) await new Promise((resolve) => setImmediate(resolve));
+    expect(committed).toBe(false);
+    expect(db.prepare('SELECT count(*) FROM t').pluck().get()).toBe(0);
+    Atomics.store(slot, 0, FREE);
+    Atomics.notify(slot, 0);
+    await write;
+    expect(db.prepare('SELECT count(*) FROM t').pluck().get()).toBe(1);
+    // Given back after the commit: the checkpointer can take it again.
+    expect(Atomics.load(slot, 0)).toBe(FREE);
+    expect(lock.tryAcquire()).toBe(true);
+    lock.release();
   });
 
   it('goes back to syncing inside COMMIT when told to', async () => {
