@@ -1,6 +1,6 @@
 /**
- * `npm run bench -- --peers`: the standard peer workload on Steadfast (sqlite, postgres,
- * postgres + redis) and, in the same run, on BullMQ (Redis as started for development, and again
+ * `npm run bench -- --peers`: the standard peer workload on an in-memory ceiling (no queue: the
+ * handler and producer alone), Steadfast (sqlite, postgres, postgres + redis) and, in the same run, on BullMQ (Redis as started for development, and again
  * with appendfsync always), pg-boss and graphile-worker; one system at a time, each run on fresh
  * state that is removed afterwards. Prints one table per variant, then the targets.
  *
@@ -18,6 +18,7 @@ import { cpus } from 'node:os';
 import { fmt, machineFacts, markdownTable, section } from '../support.js';
 import { bullmqSystems, redisFacts } from './bullmq.js';
 import { graphileWorkerSystem } from './graphile-worker.js';
+import { memorySystem } from './memory.js';
 import { pgBossSystem } from './pg-boss.js';
 import { withAdmin } from './services.js';
 import { steadfastSystems } from './steadfast.js';
@@ -34,6 +35,7 @@ import {
 } from './workload.js';
 
 const SYSTEMS: readonly SystemFactory[] = [
+  memorySystem,
   ...steadfastSystems,
   ...bullmqSystems,
   pgBossSystem,
@@ -144,8 +146,15 @@ function resultRow(r: RunResult): string[] {
     fmt.ms(r.latency.p99),
     sinkCell(r),
     checkCell(r.dead.ok, `${fmt.int(r.dead.found)}/${fmt.int(r.dead.expected)}`),
+    cpuCell(r.cpuPerEvent.processMs),
+    cpuCell(r.cpuPerEvent.postgresMs),
+    cpuCell(r.cpuPerEvent.redisMs),
     r.problem ?? '',
   ];
+}
+
+function cpuCell(ms: number): string {
+  return Number.isFinite(ms) ? ms.toFixed(3) : '—';
 }
 
 const RESULT_HEADERS = [
@@ -157,6 +166,9 @@ const RESULT_HEADERS = [
   'p99 ms',
   'sink: exactly once',
   'dead/failed',
+  'CPU ms/event: node',
+  'PostgreSQL',
+  'Redis',
   'problem',
 ];
 
@@ -221,7 +233,11 @@ export async function runPeers(args: readonly string[]): Promise<void> {
       `where the full count would take longer than ${fmt.seconds(limits.singleBudgetMs)} (estimated from the warm-up); the table shows the count used.\n` +
       'throughput = events / (first add call -> last event settled: in the sink, or its last attempt failed); ' +
       'adds acked/s = events / (first add call -> last add acknowledged); ' +
-      'latency = add call started -> handler insert finished, per good event (retries included).\n',
+      'latency = add call started -> handler insert finished, per good event (retries included); ' +
+      'CPU ms/event = CPU time during the measured phase, divided by its events, of this process (producer, the ' +
+      "system's client side, the handler and its pool), of the PostgreSQL server processes (the sink's inserts " +
+      'included) and of the Redis server. The in-memory ceiling is no queue at all: an array and one loop per slot ' +
+      'calling the same handler, so it shows what the handler and producer alone allow on this machine.\n',
   );
   const configs: string[][] = [];
   for (const factory of systems) configs.push([factory.name, factory.create().configuration]);
@@ -258,6 +274,9 @@ export async function runPeers(args: readonly string[]): Promise<void> {
         'right',
         'left',
         'left',
+        'right',
+        'right',
+        'right',
         'left',
       ]),
     );
@@ -311,7 +330,14 @@ export async function runPeers(args: readonly string[]): Promise<void> {
       'exactly the poison events, and finished within their time limit.',
   );
   const missed = rows.filter((r) => r[6] !== 'PASS' && r[6] !== 'not run').length;
-  console.log(missed === 0 ? 'All targets met.' : `${missed} target(s) missed or invalid.`);
+  const compared = rows.filter((r) => r[6] !== 'not run').length;
+  console.log(
+    compared === 0
+      ? 'No target compared: a system of every pair was left out of this run.'
+      : missed === 0
+        ? `All ${compared} compared targets met.`
+        : `${missed} of ${compared} compared target(s) missed or invalid.`,
+  );
   const redisAfter = await redisFacts();
   console.log(
     `\nRedis after the run: appendonly ${redisAfter.persistence.appendonly}, appendfsync ${redisAfter.persistence.appendfsync}` +

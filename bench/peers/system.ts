@@ -65,7 +65,7 @@ export interface SystemFactory {
   /** Command-line id, for `--peers-systems=`: lower case, no spaces. */
   readonly id: string;
   readonly name: string;
-  /** Which comparison family the system belongs to, for the targets. */
-  readonly family: 'steadfast' | 'peer';
+  /** Which comparison family the system belongs to: `baseline` is the in-memory ceiling. */
+  readonly family: 'steadfast' | 'peer' | 'baseline';
   create(): PeerSystem;
 }

@@ -9,6 +9,7 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { distribution, signal, type Distribution } from '../support.js';
+import { cpuSince, cpuSnapshot, type CpuSpent } from './cpu.js';
 import { DATABASE_URL, ident, uniqueName, withAdmin } from './services.js';
 import type { BenchEvent, BenchHandler, ConsumerOptions, PeerSystem } from './system.js';
 
@@ -73,6 +74,8 @@ export interface RunResult {
   readonly elapsedMs: number;
   readonly sink: SinkCheck;
   readonly dead: DeadCheck;
+  /** CPU milliseconds per event of the measured phase (first add -> last event settled). */
+  readonly cpuPerEvent: CpuSpent;
   /** Set when the run hit its time limit or failed; the figures are then partial. */
   readonly problem: string | null;
 }
@@ -348,6 +351,7 @@ export async function runVariant(
   let measured: Phase | null = null;
   let addsDoneAt = NaN;
   let dead = 0;
+  let cpu: CpuSpent = { processMs: NaN, postgresMs: NaN, redisMs: NaN };
   try {
     await sink.clear();
     await system.setup();
@@ -380,6 +384,7 @@ export async function runVariant(
     measured = new Phase(events, plan.failures);
     phase = measured;
     log(`  ${system.name} / ${plan.name}: ${events} events`);
+    const cpuAtStart = cpuSnapshot();
     const started = performance.now();
     const deadline = started + limits.runLimitMs;
     const complete = await produce(system, measured, plan.producer, deadline);
@@ -388,6 +393,7 @@ export async function runVariant(
     if (!(await before(measured.done.promise, deadline))) {
       problem ??= `time limit (${limits.runLimitMs} ms) reached before every event settled`;
     }
+    cpu = cpuSince(cpuAtStart);
     // The last failed attempt is recorded by the system after the handler threw: wait for it.
     const deadDeadline = Math.max(deadline, performance.now() + 5_000);
     for (;;) {
@@ -408,7 +414,24 @@ export async function runVariant(
       problem = problem ? `${problem}; teardown: ${message}` : `teardown: ${message}`;
     }
   }
-  return summarise(system.name, plan, measured, events, addsDoneAt, dead, problem, sink, strays.count);
+  const perEvent = (ms: number): number => ms / events;
+  const cpuPerEvent = {
+    processMs: perEvent(cpu.processMs),
+    postgresMs: perEvent(cpu.postgresMs),
+    redisMs: perEvent(cpu.redisMs),
+  };
+  return summarise(
+    system.name,
+    plan,
+    measured,
+    events,
+    addsDoneAt,
+    dead,
+    problem,
+    sink,
+    strays.count,
+    cpuPerEvent,
+  );
 }
 
 async function summarise(
@@ -421,6 +444,7 @@ async function summarise(
   problem: string | null,
   sink: Sink,
   strays: number,
+  cpuPerEvent: CpuSpent,
 ): Promise<RunResult> {
   if (!measured) {
     const none = distribution([]);
@@ -434,6 +458,7 @@ async function summarise(
       elapsedMs: NaN,
       sink: { expected: 0, found: 0, unexpected: 0, duplicates: 0, extraAttempts: 0, ok: false },
       dead: { expected: 0, found: dead, ok: false },
+      cpuPerEvent,
       problem: problem ?? 'did not run',
     };
   }
@@ -463,6 +488,7 @@ async function summarise(
         measured.extraAttempts === 0,
     },
     dead: { expected: measured.poison, found: dead, ok: dead === measured.poison },
+    cpuPerEvent,
     problem,
   };
 }
