@@ -95,6 +95,8 @@ export interface CheckpointerOptions {
  */
 export class Checkpointer {
   private readonly worker: Worker;
+  private readonly exited: Promise<void>;
+  private hasExited = false;
   private stopped: Promise<void> | null = null;
   private failed = false;
 
@@ -114,29 +116,50 @@ export class Checkpointer {
       },
     });
     this.worker.unref();
+    this.exited = new Promise<void>((resolve) => {
+      this.worker.once('exit', (code) => {
+        this.hasExited = true;
+        resolve();
+        if (!this.stopped) this.fail(new Error(`the checkpointer thread exited with code ${code}`));
+      });
+    });
     this.worker.on('message', (message: { type: string; message?: string }) => {
       if (message.type === 'error') this.fail(new Error(`checkpoint failed: ${message.message}`));
     });
-    this.worker.on('error', (error) => this.fail(error));
-    this.worker.on('exit', (code) => {
-      if (!this.stopped) this.fail(new Error(`the checkpointer thread exited with code ${code}`));
-    });
+    this.worker.on('error', (error: unknown) => this.fail(asError(error)));
   }
 
-  /** Stops the thread and closes its connection. */
+  /** Stops the thread and closes its connection (at once if it has already exited). */
   stop(): Promise<void> {
-    this.stopped ??= new Promise<void>((resolve) => {
-      // Held open until it has exited, or a process with nothing else to do would end first.
-      this.worker.ref();
-      this.worker.once('exit', () => resolve());
-      this.worker.postMessage('stop');
-    });
+    this.stopped ??= (async () => {
+      if (!this.hasExited) {
+        // Held open until it has exited, or a process with nothing else to do would end first.
+        this.worker.ref();
+        this.worker.postMessage('stop');
+      }
+      await this.exited;
+    })();
     return this.stopped;
   }
 
+  /**
+   * Tells the store, then ends the thread: the store checkpoints by itself from now on. Once the
+   * thread is gone the writer lock is freed, even if the thread died holding it, so a commit
+   * waiting for it goes on.
+   */
   private fail(error: Error): void {
     if (this.failed) return;
     this.failed = true;
     this.options.onFailure(error);
+    void this.stop().then(() => this.options.lock.forceRelease());
   }
+}
+
+/** A thread's uncaught error arrives cloned: an SQLite error keeps its `code` but not its message. */
+function asError(error: unknown): Error {
+  if (error instanceof Error && error.message) return error;
+  const code = (error as { code?: unknown } | null)?.code;
+  return new Error(`the checkpointer thread failed${typeof code === 'string' ? ` (${code})` : ''}`, {
+    cause: error,
+  });
 }

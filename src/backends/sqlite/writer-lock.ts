@@ -43,6 +43,14 @@ export class WriterLock {
     Atomics.notify(this.slot, 0);
   }
 
+  /**
+   * Frees the lock whoever holds it: for when the checkpointer thread has ended (it may have
+   * died holding it). Never call it while a commit may be running.
+   */
+  forceRelease(): void {
+    this.release();
+  }
+
   /** Resolves once the checkpointer no longer holds the lock (at once if it does not). */
   async whenFree(): Promise<void> {
     while (Atomics.load(this.slot, 0) === CHECKPOINTER) {
